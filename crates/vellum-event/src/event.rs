@@ -1,0 +1,609 @@
+//! The event itself: categories, outcomes, the native shape and the chapter's shape.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::{EventError, Timestamp};
+
+/// Limits applied to every event from outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest accepted event, in bytes of its JSON text.
+    pub max_event_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_event_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The six categories of audit event.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum Category {
+    Authentication,
+    ApiRequest,
+    DataAccess,
+    Admin,
+    Security,
+    Malfunction,
+}
+
+impl Category {
+    pub const ALL: [Category; 6] = [
+        Category::Authentication,
+        Category::ApiRequest,
+        Category::DataAccess,
+        Category::Admin,
+        Category::Security,
+        Category::Malfunction,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Authentication => "authentication",
+            Category::ApiRequest => "api_request",
+            Category::DataAccess => "data_access",
+            Category::Admin => "admin",
+            Category::Security => "security",
+            Category::Malfunction => "malfunction",
+        }
+    }
+}
+
+impl FromStr for Category {
+    type Err = EventError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Category::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| EventError::UnknownCategory(s.chars().take(64).collect()))
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether the audited action succeeded.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Unknown,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+impl FromStr for Outcome {
+    type Err = EventError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "success" => Ok(Outcome::Success),
+            "failure" => Ok(Outcome::Failure),
+            "unknown" => Ok(Outcome::Unknown),
+            other => Err(EventError::UnknownOutcome(other.chars().take(64).collect())),
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event id: the client's idempotency key, or a generated UUID.
+/// 1 to 128 characters, no control characters.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct EventId(String);
+
+impl EventId {
+    pub const MAX_LEN: usize = 128;
+
+    /// A fresh random (version 4) UUID.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for EventId {
+    type Err = EventError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = |reason: &str| EventError::Invalid {
+            field: "id",
+            reason: reason.to_string(),
+        };
+        if s.is_empty() {
+            return Err(invalid("must not be empty"));
+        }
+        if s.len() > Self::MAX_LEN {
+            return Err(invalid("longer than 128 bytes"));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(invalid("contains a control character"));
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated audit event in the native shape.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub id: EventId,
+    pub time: Timestamp,
+    pub category: Category,
+    pub action: String,
+    pub outcome: Outcome,
+    pub actor: Option<Map<String, Value>>,
+    pub source: Option<Map<String, Value>>,
+    pub target: Option<Map<String, Value>>,
+    pub request: Option<Map<String, Value>>,
+    pub reason: Option<String>,
+    /// Free-form, kept as compact JSON text (always an object).
+    pub details: Option<Box<RawValue>>,
+}
+
+/// Every top-level member an event may carry on the wire, native and chapter shape alike.
+/// `index` and `received` only appear in stored events.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Wire<'a> {
+    #[serde(borrow)]
+    pub index: Option<&'a RawValue>,
+    #[serde(borrow)]
+    pub received: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    time: Option<&'a RawValue>,
+    #[serde(borrow)]
+    category: Option<&'a RawValue>,
+    #[serde(borrow)]
+    action: Option<&'a RawValue>,
+    #[serde(borrow)]
+    outcome: Option<&'a RawValue>,
+    #[serde(borrow)]
+    actor: Option<&'a RawValue>,
+    #[serde(borrow)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow)]
+    target: Option<&'a RawValue>,
+    #[serde(borrow)]
+    request: Option<&'a RawValue>,
+    #[serde(borrow)]
+    reason: Option<&'a RawValue>,
+    #[serde(borrow)]
+    details: Option<&'a RawValue>,
+    // The chapter's shape.
+    #[serde(borrow)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(borrow)]
+    event_type: Option<&'a RawValue>,
+    #[serde(borrow)]
+    user: Option<&'a RawValue>,
+    #[serde(borrow)]
+    source_ip: Option<&'a RawValue>,
+}
+
+impl<'a> Wire<'a> {
+    pub(crate) fn parse(text: &'a str) -> Result<Self, EventError> {
+        let trimmed = text.trim_start();
+        if !trimmed.starts_with('{') {
+            return Err(if trimmed.is_empty() {
+                EventError::Json("empty input".into())
+            } else {
+                EventError::NotAnObject
+            });
+        }
+        serde_json::from_str(text).map_err(|e| {
+            let msg = e.to_string();
+            match msg.strip_prefix("unknown field `") {
+                Some(rest) => EventError::UnknownField(rest.split('`').next().unwrap_or("").into()),
+                None => EventError::Json(msg),
+            }
+        })
+    }
+
+    fn is_chapter_shape(&self) -> bool {
+        self.event_type.is_some() && self.category.is_none()
+    }
+
+    /// Validates the members of an event (native or chapter shape) into an [`Event`].
+    pub(crate) fn into_event(self) -> Result<Event, EventError> {
+        if self.is_chapter_shape() {
+            return self.into_event_from_chapter();
+        }
+        for (name, v) in [
+            ("timestamp", self.timestamp),
+            ("user", self.user),
+            ("source_ip", self.source_ip),
+        ] {
+            if present(v).is_some() {
+                return Err(EventError::UnknownField(format!(
+                    "{name}` in a native event (the chapter's shape needs `event_type"
+                )));
+            }
+        }
+        let id = match opt_string(self.id, "id")? {
+            Some(s) => s.parse()?,
+            None => EventId::generate(),
+        };
+        let time = match opt_string(self.time, "time")? {
+            Some(s) => Timestamp::parse(&s)?,
+            None => Timestamp::now(),
+        };
+        let category: Category = opt_string(self.category, "category")?
+            .ok_or(EventError::MissingField("category"))?
+            .parse()?;
+        let action =
+            opt_string(self.action, "action")?.ok_or(EventError::MissingField("action"))?;
+        check_name("action", &action)?;
+        let outcome = match opt_string(self.outcome, "outcome")? {
+            Some(s) => s.parse()?,
+            None => Outcome::Unknown,
+        };
+        let actor = opt_object(self.actor, "actor")?;
+        if let Some(a) = &actor {
+            check_member_strings(a, "actor", &["user", "key_id"])?;
+        }
+        let source = opt_object(self.source, "source")?;
+        if let Some(s) = &source {
+            check_member_strings(s, "source", &["ip", "user_agent"])?;
+            if let Some(Value::String(ip)) = s.get("ip") {
+                ip.parse::<IpAddr>()
+                    .map_err(|_| EventError::InvalidIp(ip.chars().take(64).collect()))?;
+            }
+        }
+        Ok(Event {
+            id,
+            time,
+            category,
+            action,
+            outcome,
+            actor,
+            source,
+            target: opt_object(self.target, "target")?,
+            request: opt_object(self.request, "request")?,
+            reason: opt_string(self.reason, "reason")?,
+            details: opt_details(self.details)?,
+        })
+    }
+
+    /// `{timestamp, event_type, user, details, source_ip}`, as the chapter's Python logger writes.
+    fn into_event_from_chapter(self) -> Result<Event, EventError> {
+        for (name, v) in [
+            ("id", self.id),
+            ("time", self.time),
+            ("action", self.action),
+            ("outcome", self.outcome),
+            ("actor", self.actor),
+            ("source", self.source),
+            ("target", self.target),
+            ("request", self.request),
+            ("reason", self.reason),
+        ] {
+            if present(v).is_some() {
+                return Err(EventError::UnknownField(format!(
+                    "{name}` in a chapter-shape event (one with `event_type"
+                )));
+            }
+        }
+        let category: Category = opt_string(self.event_type, "event_type")?
+            .ok_or(EventError::MissingField("event_type"))?
+            .parse()?;
+        let time = match opt_string(self.timestamp, "timestamp")? {
+            Some(s) => Timestamp::parse(&s)?,
+            None => Timestamp::now(),
+        };
+        let details = opt_details(self.details)?;
+        let detail_map: Option<Map<String, Value>> = details
+            .as_ref()
+            .and_then(|d| serde_json::from_str(d.get()).ok());
+        let detail = |k: &str| detail_map.as_ref().and_then(|m| m.get(k));
+        let outcome = match detail("success") {
+            Some(Value::Bool(true)) => Outcome::Success,
+            Some(Value::Bool(false)) => Outcome::Failure,
+            _ => Outcome::Unknown,
+        };
+        let action = match detail("action") {
+            Some(Value::String(a)) if check_name("action", a).is_ok() => a.clone(),
+            _ => "unspecified".to_string(),
+        };
+        let reason = match detail("reason") {
+            Some(Value::String(r)) if !r.is_empty() => Some(r.clone()),
+            _ => None,
+        };
+        let actor = opt_string(self.user, "user")?.map(|u| {
+            let mut m = Map::new();
+            m.insert("user".into(), Value::String(u));
+            m
+        });
+        let source = match opt_string(self.source_ip, "source_ip")? {
+            Some(ip) if ip != "unknown" && !ip.is_empty() => {
+                ip.parse::<IpAddr>()
+                    .map_err(|_| EventError::InvalidIp(ip.chars().take(64).collect()))?;
+                let mut m = Map::new();
+                m.insert("ip".into(), Value::String(ip));
+                Some(m)
+            }
+            _ => None,
+        };
+        Ok(Event {
+            id: EventId::generate(),
+            time,
+            category,
+            action,
+            outcome,
+            actor,
+            source,
+            target: None,
+            request: None,
+            reason,
+            details,
+        })
+    }
+}
+
+fn present(v: Option<&RawValue>) -> Option<&RawValue> {
+    v.filter(|r| r.get() != "null")
+}
+
+fn opt_string(v: Option<&RawValue>, field: &str) -> Result<Option<String>, EventError> {
+    match present(v) {
+        None => Ok(None),
+        Some(raw) => serde_json::from_str::<String>(raw.get())
+            .map(Some)
+            .map_err(|_| EventError::WrongType {
+                field: field.to_string(),
+                expected: "a string",
+            }),
+    }
+}
+
+fn opt_object(v: Option<&RawValue>, field: &str) -> Result<Option<Map<String, Value>>, EventError> {
+    match present(v) {
+        None => Ok(None),
+        Some(raw) => serde_json::from_str::<Map<String, Value>>(raw.get())
+            .map(Some)
+            .map_err(|_| EventError::WrongType {
+                field: field.to_string(),
+                expected: "an object",
+            }),
+    }
+}
+
+fn opt_details(v: Option<&RawValue>) -> Result<Option<Box<RawValue>>, EventError> {
+    match present(v) {
+        None => Ok(None),
+        Some(raw) if raw.get().starts_with('{') => RawValue::from_string(compact_json(raw.get()))
+            .map(Some)
+            .map_err(|e| EventError::Json(e.to_string())),
+        Some(_) => Err(EventError::WrongType {
+            field: "details".into(),
+            expected: "an object",
+        }),
+    }
+}
+
+fn check_member_strings(
+    map: &Map<String, Value>,
+    object: &str,
+    keys: &[&str],
+) -> Result<(), EventError> {
+    for key in keys {
+        match map.get(*key) {
+            None | Some(Value::String(_)) | Some(Value::Null) => {}
+            Some(_) => {
+                return Err(EventError::WrongType {
+                    field: format!("{object}.{key}"),
+                    expected: "a string",
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_name(field: &'static str, s: &str) -> Result<(), EventError> {
+    let invalid = |reason: &str| EventError::Invalid {
+        field,
+        reason: reason.to_string(),
+    };
+    if s.is_empty() {
+        return Err(invalid("must not be empty"));
+    }
+    if s.len() > 128 {
+        return Err(invalid("longer than 128 bytes"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(invalid("contains a control character"));
+    }
+    Ok(())
+}
+
+/// Removes the insignificant whitespace of a valid JSON text, leaving strings untouched.
+fn compact_json(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in s.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Event {
+    /// A new event of this kind, with a generated id and the current time.
+    pub fn new(category: Category, action: impl Into<String>, outcome: Outcome) -> Self {
+        Self {
+            id: EventId::generate(),
+            time: Timestamp::now(),
+            category,
+            action: action.into(),
+            outcome,
+            actor: None,
+            source: None,
+            target: None,
+            request: None,
+            reason: None,
+            details: None,
+        }
+    }
+
+    /// Parses and validates one event, in the native or the chapter's shape.
+    pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Event, EventError> {
+        if bytes.len() > limits.max_event_bytes {
+            return Err(EventError::TooLarge {
+                size: bytes.len(),
+                max: limits.max_event_bytes,
+            });
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| EventError::InvalidUtf8 {
+            offset: e.valid_up_to(),
+        })?;
+        let wire = Wire::parse(text)?;
+        if present(wire.index).is_some() {
+            return Err(EventError::Invalid {
+                field: "index",
+                reason: "is assigned by the log, not by the client".into(),
+            });
+        }
+        if present(wire.received).is_some() {
+            return Err(EventError::Invalid {
+                field: "received",
+                reason: "is assigned by the log, not by the client".into(),
+            });
+        }
+        wire.into_event()
+    }
+
+    /// Sets `details` from a JSON value; anything but an object is stored under `"value"`.
+    pub fn with_details(mut self, details: Value) -> Self {
+        let details = match details {
+            Value::Object(m) => Value::Object(m),
+            other => {
+                let mut m = Map::new();
+                m.insert("value".into(), other);
+                Value::Object(m)
+            }
+        };
+        self.details = serde_json::value::to_raw_value(&details).ok();
+        self
+    }
+
+    /// The acting user, if any (`actor.user`).
+    pub fn user(&self) -> Option<&str> {
+        self.actor.as_ref()?.get("user")?.as_str()
+    }
+
+    /// The source address, if any (`source.ip`).
+    pub fn ip(&self) -> Option<&str> {
+        self.source.as_ref()?.get("ip")?.as_str()
+    }
+
+    /// The canonical JSON object of this event without `index` and `received`:
+    /// compact, members in the documented order.
+    pub fn canonical_body(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        self.write_canonical_body(&mut out);
+        out
+    }
+
+    /// Appends [`Event::canonical_body`] to `out`.
+    pub fn write_canonical_body(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"id\":");
+        push_json_str(out, self.id.as_str());
+        out.extend_from_slice(b",\"time\":\"");
+        out.extend_from_slice(self.time.to_string().as_bytes());
+        out.extend_from_slice(b"\",\"category\":\"");
+        out.extend_from_slice(self.category.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"action\":");
+        push_json_str(out, &self.action);
+        out.extend_from_slice(b",\"outcome\":\"");
+        out.extend_from_slice(self.outcome.as_str().as_bytes());
+        out.push(b'"');
+        for (name, obj) in [
+            ("actor", &self.actor),
+            ("source", &self.source),
+            ("target", &self.target),
+            ("request", &self.request),
+        ] {
+            if let Some(obj) = obj {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":");
+                // Serializing a map of JSON values into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, obj);
+            }
+        }
+        if let Some(reason) = &self.reason {
+            out.extend_from_slice(b",\"reason\":");
+            push_json_str(out, reason);
+        }
+        if let Some(details) = &self.details {
+            out.extend_from_slice(b",\"details\":");
+            out.extend_from_slice(details.get().as_bytes());
+        }
+        out.push(b'}');
+    }
+}
+
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Serializing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_keeps_strings() {
+        assert_eq!(
+            compact_json("{ \"a b\" : [1, 2],\n \"c\":\"x \\\" y\" }"),
+            "{\"a b\":[1,2],\"c\":\"x \\\" y\"}"
+        );
+    }
+}

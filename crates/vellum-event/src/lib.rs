@@ -1,0 +1,29 @@
+//! Vellum's audit event model.
+//!
+//! This crate owns the shape of an audit event: the six categories, the native JSON shape,
+//! the chapter's legacy shape (`timestamp, event_type, user, details, source_ip`) accepted on
+//! ingest, validation with errors that say which line, which field and why, and the canonical
+//! bytes an event is stored as.
+//!
+//! It does not store, hash or sign anything: the store prefixes the canonical body with the
+//! event's `index` and `received` time and hashes those exact bytes as the Merkle leaf.
+//!
+//! The stored form of an event is one JSON object whose keys come in a fixed order:
+//! `{"index":N,"received":"…","id":"…","time":"…","category":"…","action":"…","outcome":"…",
+//! "actor":{…},"source":{…},"target":{…},"request":{…},"reason":"…","details":{…}}` — the
+//! optional members only when present. [`Event::canonical_body`] produces everything after
+//! `index` and `received`.
+
+mod batch;
+mod error;
+mod event;
+mod filter;
+mod stored;
+mod timestamp;
+
+pub use batch::{BodyFormat, parse_batch};
+pub use error::{BatchError, EventError};
+pub use event::{Category, Event, EventId, Limits, Outcome};
+pub use filter::Filter;
+pub use stored::{StoredEvent, stored_prefix};
+pub use timestamp::Timestamp;

@@ -1,0 +1,229 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Parsing and validation, driven by tables of inputs and the error each must produce.
+
+use vellum_event::{
+    BatchError, BodyFormat, Category, Event, EventError, Limits, Outcome, parse_batch,
+};
+
+fn parse(s: &str) -> Result<Event, EventError> {
+    Event::parse(s.as_bytes(), &Limits::default())
+}
+
+#[test]
+fn native_event_round_trips_canonically() {
+    let input = r#"{"id":"e1","time":"2026-11-26T16:55:08.976526Z","category":"authentication","action":"api_key.used","outcome":"failure","actor":{"user":"alice","key_id":"k_3f9a2c"},"source":{"ip":"203.0.113.7","user_agent":"OpenAI/Python 1.82.0"},"target":{"type":"model","name":"gpt-4o"},"request":{"status":200,"stream":true},"reason":"invalid api key","details":{ "a" : [1, 2] }}"#;
+    let ev = parse(input).unwrap();
+    assert_eq!(ev.category, Category::Authentication);
+    assert_eq!(ev.outcome, Outcome::Failure);
+    assert_eq!(ev.user(), Some("alice"));
+    assert_eq!(ev.ip(), Some("203.0.113.7"));
+    let body = String::from_utf8(ev.canonical_body()).unwrap();
+    assert_eq!(
+        body,
+        r#"{"id":"e1","time":"2026-11-26T16:55:08.976526Z","category":"authentication","action":"api_key.used","outcome":"failure","actor":{"key_id":"k_3f9a2c","user":"alice"},"source":{"ip":"203.0.113.7","user_agent":"OpenAI/Python 1.82.0"},"target":{"name":"gpt-4o","type":"model"},"request":{"status":200,"stream":true},"reason":"invalid api key","details":{"a":[1,2]}}"#
+    );
+    // The canonical body parses back to itself.
+    assert_eq!(parse(&body).unwrap().canonical_body(), body.as_bytes());
+}
+
+#[test]
+fn chapter_shape_is_accepted() {
+    let input = r#"{"timestamp":"2026-11-18T01:02:03.123456","event_type":"authentication","user":"bob","details":{"success":false,"ip":"10.0.0.1","reason":"bad password"},"source_ip":"10.0.0.1"}"#;
+    let ev = parse(input).unwrap();
+    assert_eq!(ev.category, Category::Authentication);
+    assert_eq!(ev.outcome, Outcome::Failure);
+    assert_eq!(ev.user(), Some("bob"));
+    assert_eq!(ev.ip(), Some("10.0.0.1"));
+    assert_eq!(ev.reason.as_deref(), Some("bad password"));
+    assert_eq!(ev.time.to_string(), "2026-11-18T01:02:03.123456Z");
+    let unknown_ip = r#"{"timestamp":"2026-11-18T01:02:03","event_type":"api_request","user":"bob","details":{},"source_ip":"unknown"}"#;
+    assert_eq!(parse(unknown_ip).unwrap().ip(), None);
+}
+
+#[test]
+fn defaults_fill_optional_members() {
+    let ev = parse(r#"{"category":"admin","action":"config.changed"}"#).unwrap();
+    assert_eq!(ev.outcome, Outcome::Unknown);
+    assert_eq!(ev.id.as_str().len(), 36);
+}
+
+#[test]
+fn bad_events_get_the_right_error() {
+    use EventError as E;
+    let cases: &[(&str, fn(&EventError) -> bool)] = &[
+        ("", |e| matches!(e, E::Json(_))),
+        ("{", |e| matches!(e, E::Json(_))),
+        ("[1]", |e| matches!(e, E::NotAnObject)),
+        ("42", |e| matches!(e, E::NotAnObject)),
+        (r#"{"action":"x"}"#, |e| {
+            matches!(e, E::MissingField("category"))
+        }),
+        (r#"{"category":"admin"}"#, |e| {
+            matches!(e, E::MissingField("action"))
+        }),
+        (r#"{"category":"hacking","action":"x"}"#, |e| {
+            matches!(e, E::UnknownCategory(_))
+        }),
+        (
+            r#"{"category":5,"action":"x"}"#,
+            |e| matches!(e, E::WrongType { field, .. } if field == "category"),
+        ),
+        (
+            r#"{"category":"admin","action":"x","outcome":"meh"}"#,
+            |e| matches!(e, E::UnknownOutcome(_)),
+        ),
+        (
+            r#"{"category":"admin","action":"x","actor":"alice"}"#,
+            |e| matches!(e, E::WrongType { field, .. } if field == "actor"),
+        ),
+        (
+            r#"{"category":"admin","action":"x","actor":{"user":7}}"#,
+            |e| matches!(e, E::WrongType { field, .. } if field == "actor.user"),
+        ),
+        (
+            r#"{"category":"admin","action":"x","source":{"ip":"999.1.1.1"}}"#,
+            |e| matches!(e, E::InvalidIp(_)),
+        ),
+        (
+            r#"{"category":"admin","action":"x","details":[1]}"#,
+            |e| matches!(e, E::WrongType { field, .. } if field == "details"),
+        ),
+        (
+            r#"{"category":"admin","action":"x","time":"yesterday"}"#,
+            |e| matches!(e, E::InvalidTime { .. }),
+        ),
+        (
+            r#"{"category":"admin","action":"x","colour":"red"}"#,
+            |e| matches!(e, E::UnknownField(f) if f == "colour"),
+        ),
+        (r#"{"category":"admin","action":"x","index":3}"#, |e| {
+            matches!(e, E::Invalid { field: "index", .. })
+        }),
+        (r#"{"category":"admin","action":""}"#, |e| {
+            matches!(
+                e,
+                E::Invalid {
+                    field: "action",
+                    ..
+                }
+            )
+        }),
+        (r#"{"category":"admin","action":"x","id":""}"#, |e| {
+            matches!(e, E::Invalid { field: "id", .. })
+        }),
+        (
+            r#"{"category":"admin","action":"x","category":"admin"}"#,
+            |e| matches!(e, E::Json(m) if m.contains("duplicate")),
+        ),
+        (r#"{"event_type":"nope","user":"u"}"#, |e| {
+            matches!(e, E::UnknownCategory(_))
+        }),
+        (
+            r#"{"event_type":"admin","user":"u","source_ip":"nope"}"#,
+            |e| matches!(e, E::InvalidIp(_)),
+        ),
+        (r#"{"event_type":"admin","action":"x"}"#, |e| {
+            matches!(e, E::UnknownField(_))
+        }),
+    ];
+    for (input, want) in cases {
+        let err = parse(input).expect_err(input);
+        assert!(want(&err), "{input}: got {err:?}");
+        assert!(!err.to_string().is_empty());
+    }
+}
+
+#[test]
+fn invalid_utf8_and_oversize_are_rejected() {
+    let bad = b"{\"category\":\"admin\",\"action\":\"\xff\"}";
+    assert!(matches!(
+        Event::parse(bad, &Limits::default()),
+        Err(EventError::InvalidUtf8 { offset: 30 })
+    ));
+    let limits = Limits {
+        max_event_bytes: 64,
+    };
+    let big = format!(
+        r#"{{"category":"admin","action":"x","reason":"{}"}}"#,
+        "a".repeat(100)
+    );
+    assert!(matches!(
+        Event::parse(big.as_bytes(), &limits),
+        Err(EventError::TooLarge { max: 64, .. })
+    ));
+}
+
+#[test]
+fn batches_are_all_or_nothing_and_name_the_bad_item() {
+    let limits = Limits::default();
+    let ok = b"{\"category\":\"admin\",\"action\":\"a\"}\n\n{\"category\":\"security\",\"action\":\"b\"}\r\n";
+    assert_eq!(
+        parse_batch(ok, BodyFormat::Ndjson, &limits).unwrap().len(),
+        2
+    );
+    let bad =
+        b"{\"category\":\"admin\",\"action\":\"a\"}\n{\"category\":\"nope\",\"action\":\"b\"}\n";
+    let err = parse_batch(bad, BodyFormat::Ndjson, &limits).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BatchError::Item {
+                kind: "line",
+                item: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().starts_with("line 2: unknown category"),
+        "{err}"
+    );
+    let arr = br#"[{"category":"admin","action":"a"},{"category":"admin"}]"#;
+    let err = parse_batch(arr, BodyFormat::Json, &limits).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BatchError::Item {
+                kind: "element",
+                item: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(matches!(
+        parse_batch(b"  \n", BodyFormat::Ndjson, &limits),
+        Err(BatchError::Empty)
+    ));
+    assert!(matches!(
+        parse_batch(b"[]", BodyFormat::Json, &limits),
+        Err(BatchError::Empty)
+    ));
+    let one = br#"{"category":"admin","action":"a"}"#;
+    assert_eq!(
+        parse_batch(one, BodyFormat::Json, &limits).unwrap().len(),
+        1
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+        let _ = Event::parse(&bytes, &Limits::default());
+        let _ = parse_batch(&bytes, BodyFormat::Ndjson, &Limits::default());
+        let _ = parse_batch(&bytes, BodyFormat::Json, &Limits::default());
+        let _ = vellum_event::StoredEvent::parse(&bytes);
+    }
+
+    #[test]
+    fn canonical_body_is_a_fixed_point(user in "[a-z\\u{e9}\"\\\\ ]{0,12}", reason in "\\PC{0,20}", n in 0u64..1_000_000) {
+        let ev = Event::new(Category::DataAccess, "query", Outcome::Success)
+            .with_details(serde_json::json!({"n": n, "note": reason}));
+        let mut ev = ev;
+        ev.actor = Some(serde_json::from_value(serde_json::json!({"user": user})).unwrap());
+        let body = ev.canonical_body();
+        let again = Event::parse(&body, &Limits::default()).unwrap();
+        proptest::prop_assert_eq!(again.canonical_body(), body);
+    }
+}
