@@ -13,6 +13,18 @@ pub fn stored_prefix(out: &mut Vec<u8>, index: u64, received: &str) {
     out.extend_from_slice(b"\",");
 }
 
+impl crate::Event {
+    /// Appends the stored bytes of this event: `{"index":N,"received":"…",` followed by the
+    /// members of [`crate::Event::canonical_body`]. These exact bytes are the Merkle leaf.
+    pub fn write_stored(&self, out: &mut Vec<u8>, index: u64, received: &str) {
+        stored_prefix(out, index, received);
+        let start = out.len();
+        self.write_canonical_body(out);
+        // Drop the body's own opening brace: the prefix opened the object.
+        out.remove(start);
+    }
+}
+
 /// An event as read back from the log.
 #[derive(Clone, Debug)]
 pub struct StoredEvent {

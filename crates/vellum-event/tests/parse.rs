@@ -50,7 +50,8 @@ fn defaults_fill_optional_members() {
 #[test]
 fn bad_events_get_the_right_error() {
     use EventError as E;
-    let cases: &[(&str, fn(&EventError) -> bool)] = &[
+    type Case = (&'static str, fn(&EventError) -> bool);
+    let cases: &[Case] = &[
         ("", |e| matches!(e, E::Json(_))),
         ("{", |e| matches!(e, E::Json(_))),
         ("[1]", |e| matches!(e, E::NotAnObject)),

@@ -1,0 +1,194 @@
+//! Flags and commands, as the interface contract in PRODUCT.md names them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vellum",
+    version,
+    about = "A tamper-evident audit log for AI services"
+)]
+pub(crate) struct Cli {
+    /// The data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "VELLUM_DATA",
+        default_value = "./vellum-data"
+    )]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options for commands that write.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct StoreArgs {
+    /// Origin (and checkpoint key name) of a new log; default `vellum/<hostname>`.
+    #[arg(long, global = true, env = "VELLUM_ORIGIN")]
+    pub origin: Option<String>,
+    /// Seal a segment once it holds this many MiB.
+    #[arg(long, global = true, default_value_t = 64)]
+    pub segment_mib: u64,
+    /// Largest accepted event, in bytes.
+    #[arg(long, global = true, default_value_t = 1024 * 1024)]
+    pub max_event_bytes: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Append NDJSON events from stdin (all or nothing).
+    Append(AppendArgs),
+    /// Verify the whole log offline.
+    Verify(VerifyArgs),
+    /// Print the latest signed checkpoint.
+    Checkpoint,
+    /// Print the log's verifier key.
+    Key,
+    /// Print a Merkle proof.
+    Prove {
+        #[command(subcommand)]
+        what: ProveCommand,
+    },
+    /// Print an event's receipt: the event, its inclusion proof and a signed checkpoint.
+    Receipt {
+        #[arg(long)]
+        index: u64,
+    },
+    /// Verify a receipt offline with the log's verifier key.
+    VerifyReceipt {
+        /// The verifier key (`name+id+key`), or a file holding it.
+        #[arg(long)]
+        key: String,
+        file: PathBuf,
+    },
+    /// Export events.
+    Export(ExportArgs),
+    /// Print the events that match filters, as NDJSON.
+    Query(QueryArgs),
+    /// Print the last events, and with -f keep printing new ones.
+    Tail(TailArgs),
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        what: KeysCommand,
+    },
+    /// Apply retention: delete sealed segments older than the maximum age.
+    Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AppendArgs {
+    /// Events per commit sent to the store.
+    #[arg(long, default_value_t = 8192)]
+    pub batch: usize,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct VerifyArgs {
+    /// A checkpoint saved earlier, elsewhere: the log must have grown from it.
+    #[arg(long)]
+    pub trusted: Vec<PathBuf>,
+    /// The verifier key the log must be signed with (default: the one the log records).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ProveCommand {
+    /// Inclusion of the event at INDEX in the tree of SIZE (default: the latest checkpoint).
+    Inclusion {
+        #[arg(long)]
+        index: u64,
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    /// That the tree of size FROM is a prefix of the tree of size TO (default: latest checkpoint).
+    Consistency {
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: Option<u64>,
+    },
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct FilterArgs {
+    #[arg(long)]
+    pub category: Option<String>,
+    #[arg(long)]
+    pub action: Option<String>,
+    #[arg(long)]
+    pub outcome: Option<String>,
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Events at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Events before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// At most this many events.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExportArgs {
+    /// ndjson: the stored events; leaf: base64 of the exact bytes hashed as each leaf.
+    #[arg(long, default_value = "ndjson", value_parser = ["ndjson", "leaf"])]
+    pub format: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct QueryArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct TailArgs {
+    /// Keep printing events as they are appended.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// How many of the last events to print first.
+    #[arg(short = 'n', long, default_value_t = 10)]
+    pub lines: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum KeysCommand {
+    /// Create a key; its secret is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// admin, ingest, auditor or client.
+        #[arg(long)]
+        role: String,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PruneArgs {
+    /// Delete sealed segments whose newest event is older than this many days.
+    #[arg(long, default_value_t = 90)]
+    pub max_age_days: u64,
+    /// Refuse to delete anything (legal hold); reports what is held.
+    #[arg(long)]
+    pub legal_hold: bool,
+}

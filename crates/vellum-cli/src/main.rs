@@ -1,0 +1,90 @@
+//! `vellum`: the command-line face of the store. A thin layer: parse flags, call the
+//! store, print. Exit status: 0 success, 1 integrity failure or failed check, 2 usage or
+//! I/O error.
+
+/// Like `println!`, but a closed stdout (`vellum export | head`) ends the command quietly
+/// instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?;
+    }};
+}
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)?;
+    }};
+}
+
+mod args;
+mod output;
+mod read;
+mod receipt;
+mod write;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command, KeysCommand, ProveCommand};
+
+/// A check that ran and failed (exit 1), as opposed to an error (exit 2).
+#[derive(Debug)]
+pub(crate) struct CheckFailed(pub String);
+
+impl std::fmt::Display for CheckFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CheckFailed {}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.to_string().contains("Broken pipe")
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let data = cli.data.clone();
+    let result = match cli.command {
+        Command::Append(a) => write::append(&data, &cli.store, a),
+        Command::Verify(a) => read::verify(&data, a),
+        Command::Checkpoint => read::checkpoint(&data),
+        Command::Key => read::key(&data),
+        Command::Prove { what } => match what {
+            ProveCommand::Inclusion { index, size } => read::prove_inclusion(&data, index, size),
+            ProveCommand::Consistency { from, to } => read::prove_consistency(&data, from, to),
+        },
+        Command::Receipt { index } => receipt::receipt(&data, index),
+        Command::VerifyReceipt { key, file } => receipt::verify_receipt(&key, &file),
+        Command::Export(a) => read::export(&data, a),
+        Command::Query(a) => read::query(&data, a),
+        Command::Tail(a) => read::tail(&data, a),
+        Command::Keys { what } => match what {
+            KeysCommand::Create { name, role } => {
+                write::keys_create(&data, &cli.store, &name, &role)
+            }
+            KeysCommand::List => read::keys_list(&data),
+            KeysCommand::Revoke { id } => write::keys_revoke(&data, &cli.store, &id),
+        },
+        Command::Prune(a) => write::prune(&data, &cli.store, a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<CheckFailed>().is_some() => {
+            eprintln!("vellum: {e:#}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("vellum: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

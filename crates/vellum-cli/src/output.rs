@@ -1,0 +1,71 @@
+//! Small shared helpers: base64, progress bars, opening the store.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::Context;
+use base64::Engine;
+use indicatif::{ProgressBar, ProgressStyle};
+use vellum_merkle::Hash;
+use vellum_store::{LogReader, Options, Store};
+
+use crate::args::StoreArgs;
+
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub(crate) fn b64_hashes(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(|h| b64(&h.0)).collect()
+}
+
+pub(crate) fn unb64_hash(s: &str, what: &str) -> anyhow::Result<Hash> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .with_context(|| format!("{what} is not base64"))?;
+    Hash::from_slice(&bytes).map_err(|_| anyhow::anyhow!("{what} is not a 32-byte hash"))
+}
+
+pub(crate) fn open_reader(data: &Path) -> anyhow::Result<LogReader> {
+    LogReader::open(data).with_context(|| format!("opening {}", data.display()))
+}
+
+pub(crate) fn open_store(data: &Path, args: &StoreArgs) -> anyhow::Result<Store> {
+    let options = Options {
+        origin: args.origin.clone(),
+        segment_max_bytes: args.segment_mib.max(1) << 20,
+        ..Options::default()
+    };
+    let store =
+        Store::open(data, options).with_context(|| format!("opening {}", data.display()))?;
+    let r = store.recovered();
+    if let Some((path, at, bytes)) = &r.torn_tail {
+        eprintln!(
+            "vellum: recovered: cut a torn tail of {bytes} bytes at offset {at} of {} (never acknowledged)",
+            path.display()
+        );
+    }
+    if r.created {
+        eprintln!(
+            "vellum: created a new log in {} (origin {})",
+            data.display(),
+            store.origin()
+        );
+        eprintln!("vellum: verifier key: {}", store.verifier_key());
+    }
+    Ok(store)
+}
+
+/// A byte-count progress bar on stderr, only when stderr is a terminal.
+pub(crate) fn progress(total: u64, what: &str) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(&format!(
+        "{what} {{bar:40}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} eta {{eta}}"
+    ))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    Some(bar)
+}

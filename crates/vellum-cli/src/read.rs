@@ -1,0 +1,302 @@
+//! Read-only commands; all of them work beside a running writer.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use vellum_event::{Filter, StoredEvent, Timestamp};
+use vellum_store::{ApiKeys, VerifyOptions};
+
+use crate::CheckFailed;
+use crate::args::{ExportArgs, FilterArgs, QueryArgs, TailArgs, VerifyArgs};
+use crate::output::{b64, b64_hashes, open_reader, progress};
+
+pub(crate) fn verify(data: &Path, args: VerifyArgs) -> anyhow::Result<()> {
+    let mut trusted = Vec::new();
+    for path in &args.trusted {
+        let note = std::fs::read_to_string(path)
+            .with_context(|| format!("reading trusted checkpoint {}", path.display()))?;
+        trusted.push((note, path.display().to_string()));
+    }
+    let key = match &args.key {
+        Some(k) => Some(read_key(k)?),
+        None => None,
+    };
+    let total = std::cell::Cell::new(0u64);
+    let _ = &total;
+    let bar = progress(0, "verifying");
+    let report_progress = |done: u64, total: u64| {
+        if let Some(b) = &bar {
+            b.set_length(total);
+            b.set_position(done);
+        }
+    };
+    let opts = VerifyOptions {
+        trusted,
+        key,
+        progress: Some(&report_progress),
+    };
+    let report = vellum_store::verify(data, &opts)
+        .with_context(|| format!("verifying {}", data.display()))?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let root = report.root.map(|r| b64(&r.0)).unwrap_or_default();
+    if args.json {
+        let out = json!({
+            "ok": report.ok(),
+            "tree_size": report.tree_size,
+            "root": root,
+            "events_checked": report.events_checked,
+            "bytes_checked": report.bytes_checked,
+            "checkpoints_checked": report.checkpoints_checked,
+            "trusted_checked": report.trusted_checked,
+            "pruned_before": report.pruned_before,
+            "problems": report.problems.iter().map(|p| json!({
+                "index": p.index, "file": p.file.as_ref().map(|f| f.display().to_string()), "what": p.what,
+            })).collect::<Vec<_>>(),
+            "notes": report.notes,
+        });
+        outln!("{out}");
+    } else {
+        for n in &report.notes {
+            eprintln!("note: {n}");
+        }
+        if report.ok() {
+            outln!(
+                "ok: {} events ({} bytes) recomputed, {} checkpoints and {} trusted checkpoints verified; tree size {}, root {}{}",
+                report.events_checked,
+                report.bytes_checked,
+                report.checkpoints_checked,
+                report.trusted_checked,
+                report.tree_size,
+                root,
+                if report.pruned_before > 0 {
+                    format!(
+                        "; indexes below {} pruned by retention",
+                        report.pruned_before
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    if let Some(first) = report.problems.first() {
+        for p in report.problems.iter().skip(1) {
+            eprintln!("also: {p}");
+        }
+        return Err(CheckFailed(format!("verification FAILED: {first}")).into());
+    }
+    Ok(())
+}
+
+/// A verifier key given inline or as a file holding it.
+pub(crate) fn read_key(arg: &str) -> anyhow::Result<vellum_note::VerifierKey> {
+    let text = if Path::new(arg).is_file() {
+        std::fs::read_to_string(arg).with_context(|| format!("reading {arg}"))?
+    } else {
+        arg.to_string()
+    };
+    text.trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("invalid verifier key: {e}"))
+}
+
+pub(crate) fn checkpoint(data: &Path) -> anyhow::Result<()> {
+    let reader = open_reader(data)?;
+    let (_, note) = reader.latest_checkpoint()?;
+    out!("{note}");
+    Ok(())
+}
+
+pub(crate) fn key(data: &Path) -> anyhow::Result<()> {
+    outln!("{}", open_reader(data)?.verifier_key());
+    Ok(())
+}
+
+pub(crate) fn prove_inclusion(data: &Path, index: u64, size: Option<u64>) -> anyhow::Result<()> {
+    let reader = open_reader(data)?;
+    let size = match size {
+        Some(s) => s,
+        None => reader.latest_checkpoint()?.0.size.0,
+    };
+    let p = reader.inclusion_proof(index, size)?;
+    let out = json!({
+        "index": p.index,
+        "tree_size": p.tree_size,
+        "leaf_hash": b64(&p.leaf_hash.0),
+        "proof": b64_hashes(&p.proof),
+    });
+    outln!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+pub(crate) fn prove_consistency(data: &Path, from: u64, to: Option<u64>) -> anyhow::Result<()> {
+    let reader = open_reader(data)?;
+    let to = match to {
+        Some(s) => s,
+        None => reader.latest_checkpoint()?.0.size.0,
+    };
+    let proof = reader.consistency_proof(from, to)?;
+    let out = json!({"size1": from, "size2": to, "proof": b64_hashes(&proof)});
+    outln!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+pub(crate) fn parse_filter(f: &FilterArgs) -> anyhow::Result<Filter> {
+    Ok(Filter {
+        category: f.category.as_deref().map(str::parse).transpose()?,
+        action: f.action.clone(),
+        outcome: f.outcome.as_deref().map(str::parse).transpose()?,
+        user: f.user.clone(),
+        ip: f.ip.clone(),
+        since: f.since.as_deref().map(Timestamp::parse).transpose()?,
+        until: f.until.as_deref().map(Timestamp::parse).transpose()?,
+    })
+}
+
+/// Streams events in index order that match `filter`, up to `limit`.
+fn scan(
+    data: &Path,
+    filter: &Filter,
+    limit: Option<usize>,
+    mut emit: impl FnMut(u64, &[u8]) -> anyhow::Result<()>,
+    show_progress: bool,
+) -> anyhow::Result<()> {
+    let reader = open_reader(data)?;
+    let end = reader.size()?;
+    let start = reader.first_index()?;
+    let bar = if show_progress {
+        progress(end - start, "exporting (events)")
+    } else {
+        None
+    };
+    let mut count = 0usize;
+    let limit = limit.unwrap_or(usize::MAX);
+    let result = reader.for_each(start, end, |index, bytes| {
+        if count >= limit {
+            return Ok(());
+        }
+        if let Some(b) = &bar
+            && index % 4096 == 0
+        {
+            b.set_position(index - start);
+        }
+        let keep = filter.is_empty()
+            || StoredEvent::parse(bytes)
+                .map(|s| filter.matches(&s))
+                .unwrap_or(false);
+        if keep {
+            count += 1;
+            emit(index, bytes).map_err(|e| vellum_store::StoreError::Io {
+                context: "writing output".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        }
+        Ok(())
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    Ok(result?)
+}
+
+pub(crate) fn export(data: &Path, args: ExportArgs) -> anyhow::Result<()> {
+    let filter = parse_filter(&args.filter)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    let leaf = args.format == "leaf";
+    scan(
+        data,
+        &filter,
+        args.filter.limit,
+        |_, bytes| {
+            if leaf {
+                out.write_all(b64(bytes).as_bytes())?;
+            } else {
+                out.write_all(bytes)?;
+            }
+            out.write_all(b"\n")?;
+            Ok(())
+        },
+        true,
+    )?;
+    out.flush()?;
+    Ok(())
+}
+
+pub(crate) fn query(data: &Path, args: QueryArgs) -> anyhow::Result<()> {
+    let filter = parse_filter(&args.filter)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    scan(
+        data,
+        &filter,
+        args.filter.limit,
+        |_, bytes| {
+            out.write_all(bytes)?;
+            out.write_all(b"\n")?;
+            Ok(())
+        },
+        false,
+    )?;
+    out.flush()?;
+    Ok(())
+}
+
+pub(crate) fn tail(data: &Path, args: TailArgs) -> anyhow::Result<()> {
+    let reader = open_reader(data)?;
+    let stdout = std::io::stdout();
+    let mut next = reader
+        .size()?
+        .saturating_sub(args.lines)
+        .max(reader.first_index()?);
+    loop {
+        let end = reader.size()?;
+        if end > next {
+            let mut out = stdout.lock();
+            reader.for_each(next, end, |_, bytes| {
+                out.write_all(bytes)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .map_err(|e| vellum_store::StoreError::Io {
+                        context: "writing output".into(),
+                        source: e,
+                    })
+            })?;
+            out.flush()?;
+            next = end;
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub(crate) fn keys_list(data: &Path) -> anyhow::Result<()> {
+    let keys = ApiKeys::new(data).list()?;
+    if keys.is_empty() {
+        bail!("no API keys (create one with `vellum keys create --name NAME --role ROLE`)");
+    }
+    outln!(
+        "{:<12} {:<8} {:<28} {:<28} NAME",
+        "ID",
+        "ROLE",
+        "CREATED",
+        "REVOKED"
+    );
+    for k in keys {
+        outln!(
+            "{:<12} {:<8} {:<28} {:<28} {}",
+            k.id,
+            k.role,
+            k.created,
+            k.revoked.as_deref().unwrap_or("-"),
+            k.name
+        );
+    }
+    Ok(())
+}

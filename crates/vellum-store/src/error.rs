@@ -1,0 +1,75 @@
+//! The store's errors, grouped by who is at fault: the caller, the disk, or the data on it.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    // The caller's mistakes.
+    #[error("index {index} is beyond the log (tree size {size})")]
+    IndexOutOfRange { index: u64, size: u64 },
+    #[error("tree size {size} is beyond the log (tree size {available})")]
+    SizeOutOfRange { size: u64, available: u64 },
+    #[error("index {index} was pruned by retention (the log now starts at {first})")]
+    Pruned { index: u64, first: u64 },
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    #[error("no data directory at {0} (run `vellum append` to create one)")]
+    NotFound(PathBuf),
+    #[error(
+        "{path} is locked by another writer{holder}: only one process may write to a data directory"
+    )]
+    Locked { path: PathBuf, holder: String },
+    #[error("the log has no checkpoint yet")]
+    NoCheckpoint,
+
+    // The environment's.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the store stopped accepting writes after an earlier failure ({0}); restart to recover"
+    )]
+    Poisoned(String),
+    #[error("the store is closed")]
+    Closed,
+
+    // The data's: something on disk is not what the store wrote.
+    #[error("{path}: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        StoreError::Corrupt {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// True when the failure came from the disk being full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. } if source.raw_os_error() == Some(28))
+    }
+}
+
+/// Adds a description of what was being done to an I/O error.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| StoreError::Io {
+            context: context(),
+            source,
+        })
+    }
+}

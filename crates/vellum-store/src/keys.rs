@@ -1,0 +1,228 @@
+//! API keys (`keys.json`): who may do what with the log.
+//!
+//! A key's secret is shown once, when it is created, and stored only as its SHA-256.
+//! Tokens look like `vk-<8 hex id>-<64 hex secret>`; the id part finds the record, the hash
+//! of the whole token is compared in constant time. The file is replaced atomically.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use vellum_event::Timestamp;
+
+use crate::error::{IoContext, Result, StoreError};
+use crate::layout::{self, Layout};
+
+/// What a key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, including key management.
+    Admin,
+    /// Append events only.
+    Ingest,
+    /// Read, verify and export.
+    Auditor,
+    /// Call the gateway.
+    Client,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Ingest => "ingest",
+            Role::Auditor => "auditor",
+            Role::Client => "client",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "ingest" => Ok(Role::Ingest),
+            "auditor" => Ok(Role::Auditor),
+            "client" => Ok(Role::Client),
+            other => Err(StoreError::InvalidOption(format!(
+                "unknown role `{other}`: expected admin, ingest, auditor or client"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One key as stored (no secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
+    /// Hex SHA-256 of the token.
+    pub hash: String,
+}
+
+/// A key just created: the record and its token, to be shown once.
+#[derive(Clone, Debug)]
+pub struct NewKey {
+    pub key: ApiKey,
+    pub token: String,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct KeysFile {
+    keys: Vec<ApiKey>,
+}
+
+/// The key file of a data directory.
+#[derive(Debug, Clone)]
+pub struct ApiKeys {
+    layout: Layout,
+}
+
+impl ApiKeys {
+    pub fn new(dir: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            layout: Layout::new(dir),
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<ApiKey>> {
+        Ok(self.load()?.keys)
+    }
+
+    fn load(&self) -> Result<KeysFile> {
+        let path = self.layout.file(layout::KEYS);
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| StoreError::corrupt(&path, format!("not a key file: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeysFile::default()),
+            Err(e) => Err(e).ctx(|| format!("reading {}", path.display())),
+        }
+    }
+
+    fn save(&self, file: &KeysFile) -> Result<()> {
+        let mut text = serde_json::to_vec_pretty(file)
+            .map_err(|e| StoreError::InvalidOption(e.to_string()))?;
+        text.push(b'\n');
+        layout::write_atomic(&self.layout.file(layout::KEYS), &text, 0o600)
+    }
+
+    /// Creates a key; the token is in the result and nowhere else.
+    pub fn create(&self, name: &str, role: Role) -> Result<NewKey> {
+        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+            return Err(StoreError::InvalidOption(
+                "a key name is 1 to 128 characters, no control characters".into(),
+            ));
+        }
+        let mut file = self.load()?;
+        let mut random = [0u8; 36];
+        getrandom::fill(&mut random).map_err(|e| StoreError::Io {
+            context: "generating a key".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let id_hex = hex(&random[..4]);
+        let token = format!("vk-{id_hex}-{}", hex(&random[4..]));
+        let key = ApiKey {
+            id: format!("k_{id_hex}"),
+            name: name.to_string(),
+            role,
+            created: Timestamp::now().to_string(),
+            revoked: None,
+            hash: hex(&Sha256::digest(token.as_bytes())),
+        };
+        if file.keys.iter().any(|k| k.id == key.id) {
+            return Err(StoreError::InvalidOption(
+                "key id collision; try again".into(),
+            ));
+        }
+        file.keys.push(key.clone());
+        self.save(&file)?;
+        Ok(NewKey { key, token })
+    }
+
+    /// Revokes a key by id; it stops working at once. Returns the key as revoked.
+    pub fn revoke(&self, id: &str) -> Result<ApiKey> {
+        let mut file = self.load()?;
+        let key = file
+            .keys
+            .iter_mut()
+            .find(|k| k.id == id)
+            .ok_or_else(|| StoreError::InvalidOption(format!("no key with id `{id}`")))?;
+        if key.revoked.is_none() {
+            key.revoked = Some(Timestamp::now().to_string());
+        }
+        let out = key.clone();
+        self.save(&file)?;
+        Ok(out)
+    }
+
+    /// The live key a token belongs to, if any.
+    pub fn authenticate(&self, token: &str) -> Result<Option<ApiKey>> {
+        let Some(id_hex) = token
+            .strip_prefix("vk-")
+            .and_then(|rest| rest.split('-').next())
+        else {
+            return Ok(None);
+        };
+        let id = format!("k_{id_hex}");
+        let presented = hex(&Sha256::digest(token.as_bytes()));
+        Ok(self.load()?.keys.into_iter().find(|k| {
+            k.id == id && k.revoked.is_none() && ct_eq(k.hash.as_bytes(), presented.as_bytes())
+        }))
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_authenticate_revoke() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = ApiKeys::new(dir.path());
+        let new = keys.create("ci", Role::Ingest).unwrap();
+        assert!(
+            !std::fs::read_to_string(dir.path().join("keys.json"))
+                .unwrap()
+                .contains(&new.token)
+        );
+        assert_eq!(
+            keys.authenticate(&new.token).unwrap().unwrap().role,
+            Role::Ingest
+        );
+        let mut wrong = new.token.clone();
+        wrong.pop();
+        wrong.push('x');
+        assert!(keys.authenticate(&wrong).unwrap().is_none());
+        assert!(keys.authenticate("garbage").unwrap().is_none());
+        keys.revoke(&new.key.id).unwrap();
+        assert!(keys.authenticate(&new.token).unwrap().is_none());
+        assert!(keys.revoke("k_nope").is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! Read-only access to a data directory, safe beside a running writer: no lock is taken
+//! and nothing is written. Readers see every committed event (the `.idx` files are written
+//! right after each commit) and prove against signed checkpoints.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use vellum_merkle::{Hash, LeafIndex, NodeId, NodeSource, TreeSize};
+use vellum_note::{Checkpoint, VerifierKey};
+
+use crate::checkpoints::{self, StoredCheckpoint};
+use crate::error::{IoContext, Result, StoreError};
+use crate::layout::Layout;
+use crate::meta::Meta;
+use crate::retention::{self, PruneRecord};
+use crate::segment::{self, IDX_ENTRY};
+use crate::tree::TreeReader;
+
+/// A read-only view of a log.
+#[derive(Debug)]
+pub struct LogReader {
+    layout: Layout,
+    origin: String,
+    key: VerifierKey,
+    tree: TreeReader,
+}
+
+/// An inclusion proof, as the CLI and the server hand it out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub tree_size: u64,
+    pub leaf_hash: Hash,
+    pub proof: Vec<Hash>,
+}
+
+impl LogReader {
+    pub fn open(dir: impl Into<std::path::PathBuf>) -> Result<LogReader> {
+        let layout = Layout::new(dir);
+        let meta = Meta::load(&layout)?;
+        let key = meta.key(&layout)?;
+        Ok(LogReader {
+            tree: TreeReader::new(layout.clone()),
+            layout,
+            origin: meta.origin,
+            key,
+        })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+    /// The log's verifier key, as recorded when it was created.
+    pub fn verifier_key(&self) -> &VerifierKey {
+        &self.key
+    }
+
+    /// First index still stored (events before it were pruned).
+    pub fn first_index(&self) -> Result<u64> {
+        Ok(self.prunes()?.last().map_or(0, |p| p.end_index))
+    }
+
+    pub fn prunes(&self) -> Result<Vec<PruneRecord>> {
+        retention::read_prunes(&self.layout)
+    }
+
+    /// Events committed so far.
+    pub fn size(&self) -> Result<u64> {
+        let firsts = self.layout.list_segments()?;
+        match firsts.last() {
+            None => self.first_index(),
+            Some(&first) => Ok(first + crate::recovery::idx_len(&self.layout, first)?),
+        }
+    }
+
+    /// Leaves whose hashes are in the tree files (proofs can be made up to this size).
+    pub fn tree_files_size(&self) -> Result<u64> {
+        self.tree.level_len(0)
+    }
+
+    /// Every checkpoint note ever issued, oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>> {
+        Ok(checkpoints::read_all(&self.layout)?.0)
+    }
+
+    /// The latest checkpoint, verified with the log's key, and its note.
+    pub fn latest_checkpoint(&self) -> Result<(Checkpoint, String)> {
+        checkpoints::latest(&self.layout, &self.key)?.ok_or(StoreError::NoCheckpoint)
+    }
+
+    /// The stored bytes of the event at `index` (the exact Merkle leaf bytes).
+    pub fn read(&self, index: u64) -> Result<Vec<u8>> {
+        let firsts = self.layout.list_segments()?;
+        let Some(pos) = firsts.partition_point(|&f| f <= index).checked_sub(1) else {
+            return Err(match firsts.first() {
+                Some(&first) => StoreError::Pruned { index, first },
+                None => StoreError::IndexOutOfRange { index, size: 0 },
+            });
+        };
+        let first = firsts[pos];
+        let idx_path = self.layout.segment_index(first);
+        let idx = File::open(&idx_path).ctx(|| format!("opening {}", idx_path.display()))?;
+        let mut e = [0u8; IDX_ENTRY];
+        if idx
+            .read_exact_at(&mut e, (index - first) * IDX_ENTRY as u64)
+            .is_err()
+        {
+            return Err(StoreError::IndexOutOfRange {
+                index,
+                size: self.size()?,
+            });
+        }
+        let mut off = [0u8; 8];
+        off.copy_from_slice(&e[..8]);
+        let path = self.layout.segment(first);
+        let file = File::open(&path).ctx(|| format!("opening {}", path.display()))?;
+        let payload = segment::read_record_at(&file, &path, u64::from_le_bytes(off))?;
+        if vellum_event::StoredEvent::index_of(&payload) != Some(index) {
+            return Err(StoreError::corrupt(
+                &path,
+                format!("the record for index {index} claims another index"),
+            ));
+        }
+        Ok(payload)
+    }
+
+    /// Calls `f(index, stored bytes)` for every event in `[from, to)` still stored.
+    pub fn for_each(
+        &self,
+        from: u64,
+        to: u64,
+        f: impl FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let firsts = self.layout.list_segments()?;
+        let from = from.max(firsts.first().copied().unwrap_or(0));
+        crate::recovery::for_each_record(&self.layout, &firsts, from, to, f)
+    }
+
+    fn check_size(&self, size: u64) -> Result<()> {
+        let available = self.tree_files_size()?;
+        if size > available {
+            return Err(StoreError::SizeOutOfRange { size, available });
+        }
+        Ok(())
+    }
+
+    /// The hash of a leaf, from the tree files.
+    pub fn leaf_hash(&self, index: u64) -> Result<Hash> {
+        self.tree.node(NodeId { level: 0, index })
+    }
+
+    /// The root of the tree of `size` leaves.
+    pub fn root(&self, size: u64) -> Result<Hash> {
+        self.check_size(size)?;
+        vellum_merkle::root(&self.tree, TreeSize(size)).map_err(proof_error)
+    }
+
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof> {
+        self.check_size(size)?;
+        if index >= size {
+            return Err(StoreError::IndexOutOfRange { index, size });
+        }
+        let proof = vellum_merkle::inclusion_proof(&self.tree, LeafIndex(index), TreeSize(size))
+            .map_err(proof_error)?;
+        Ok(InclusionProof {
+            index,
+            tree_size: size,
+            leaf_hash: self.leaf_hash(index)?,
+            proof,
+        })
+    }
+
+    pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>> {
+        self.check_size(to)?;
+        if from > to {
+            return Err(StoreError::InvalidOption(format!(
+                "a consistency proof goes from a smaller tree to a larger one, not {from} to {to}"
+            )));
+        }
+        vellum_merkle::consistency_proof(&self.tree, TreeSize(from), TreeSize(to))
+            .map_err(proof_error)
+    }
+
+    /// A node source over the tree files, for verification.
+    pub(crate) fn tree(&self) -> &TreeReader {
+        &self.tree
+    }
+}
+
+fn proof_error(e: vellum_merkle::ProofError<StoreError>) -> StoreError {
+    match e {
+        vellum_merkle::ProofError::Source(inner) => inner,
+        other => StoreError::InvalidOption(other.to_string()),
+    }
+}

@@ -1,0 +1,104 @@
+//! Record framing, shared by segments and the checkpoint log.
+//!
+//! A record is `len: u32 LE | crc: u32 LE | payload (len bytes)`, where `crc` is CRC-32C over
+//! the four length bytes followed by the payload. A zero length marks the end of the
+//! written part of a file (the active segment is preallocated with zeros).
+
+pub(crate) const HEADER_LEN: usize = 8;
+/// Larger frames are corruption, not records: no event or note comes near this.
+pub(crate) const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
+
+/// Appends a framed record to `out`.
+pub(crate) fn encode(out: &mut Vec<u8>, payload: &[u8]) {
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&len), payload);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// What the bytes at some offset hold.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Frame<'a> {
+    /// A whole, intact record.
+    Record(&'a [u8]),
+    /// The written part ends here: end of the buffer or a zero header.
+    End,
+    /// More bytes are needed to tell (the buffer ends inside a frame).
+    Incomplete { needed: usize },
+    /// Bytes that are not an intact record.
+    Bad(&'static str),
+}
+
+/// Decodes the frame at the start of `buf`. `at_eof` says that no bytes follow `buf`.
+pub(crate) fn decode(buf: &[u8], at_eof: bool) -> Frame<'_> {
+    if buf.is_empty() {
+        return Frame::End;
+    }
+    if buf.len() < HEADER_LEN {
+        if buf.iter().all(|&b| b == 0) && at_eof {
+            return Frame::End;
+        }
+        return if at_eof {
+            Frame::Bad("a record header is cut short")
+        } else {
+            Frame::Incomplete { needed: HEADER_LEN }
+        };
+    }
+    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    if len == 0 {
+        return if crc == 0 {
+            Frame::End
+        } else {
+            Frame::Bad("a zero-length record with a checksum")
+        };
+    }
+    if len > MAX_PAYLOAD {
+        return Frame::Bad("a record length beyond any record's");
+    }
+    let Some(payload) = buf.get(HEADER_LEN..HEADER_LEN + len) else {
+        return if at_eof {
+            Frame::Bad("a record is cut short")
+        } else {
+            Frame::Incomplete {
+                needed: HEADER_LEN + len,
+            }
+        };
+    };
+    let want = crc32c::crc32c_append(crc32c::crc32c(&buf[0..4]), payload);
+    if want != crc {
+        return Frame::Bad("a record's checksum does not match its bytes");
+    }
+    Frame::Record(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_damage_is_seen() {
+        let mut buf = Vec::new();
+        encode(&mut buf, b"hello");
+        assert_eq!(decode(&buf, true), Frame::Record(b"hello"));
+        assert_eq!(
+            decode(&buf[..10], true),
+            Frame::Bad("a record is cut short")
+        );
+        assert!(matches!(
+            decode(&buf[..10], false),
+            Frame::Incomplete { needed: 13 }
+        ));
+        assert_eq!(decode(&[0; 16], true), Frame::End);
+        assert_eq!(decode(&[0; 3], true), Frame::End);
+        for i in 0..buf.len() * 8 {
+            let mut bad = buf.clone();
+            bad[i / 8] ^= 1 << (i % 8);
+            assert!(
+                !matches!(decode(&bad, true), Frame::Record(p) if p == b"hello"),
+                "bit {i}"
+            );
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Opening for writing: create or lock the directory, then recover from whatever state a
+//! crash left.
+//!
+//! Recovery trusts only what was made durable: the segments up to their last intact record
+//! and the checkpoint log. The active segment is scanned; a torn tail (a record cut short or
+//! damaged by a crash mid-write) is cut and zeroed, and reported. Every record must carry
+//! the index its position implies. The tree files are cut back to the latest checkpoint's
+//! size (they were synced before it was signed), checked against its root, and the leaves
+//! past it are re-hashed from the segments. The `.idx` file of the active segment is
+//! rebuilt from the scan. If the log now holds fewer events than the latest checkpoint
+//! covers, acknowledged events are missing and the store refuses to open.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use vellum_event::{StoredEvent, Timestamp};
+use vellum_merkle::{Frontier, TreeSize, leaf_hash};
+use vellum_note::Checkpoint;
+
+use crate::active::ActiveSegment;
+use crate::checkpoints::{self, CheckpointWriter};
+use crate::error::{IoContext, Result, StoreError};
+use crate::ids::IdWindow;
+use crate::layout::{self, Layout};
+use crate::meta::{self, Meta};
+use crate::segment::{self, IDX_ENTRY};
+use crate::tree::{TreeReader, TreeWriter};
+use crate::writer::Writer;
+use crate::{Options, retention};
+
+/// What recovery found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The log was created by this open.
+    pub created: bool,
+    /// A torn tail that was cut: the file, the offset it was cut at, the bytes removed.
+    pub torn_tail: Option<(PathBuf, u64, u64)>,
+    /// A torn checkpoint record that was cut, at this offset.
+    pub torn_checkpoint: Option<u64>,
+    /// Leaves re-hashed past the latest checkpoint.
+    pub rehashed: u64,
+    /// Events in the log.
+    pub tree_size: u64,
+}
+
+/// Holds the directory lock for as long as the writer lives.
+#[derive(Debug)]
+pub(crate) struct DirLock {
+    _file: File,
+}
+
+fn lock(layout: &Layout) -> Result<DirLock> {
+    let path = layout.file(layout::LOCK);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .ctx(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .map(|pid| format!(" (pid {pid})"))
+                .unwrap_or_default();
+            return Err(StoreError::Locked {
+                path: layout.root().to_path_buf(),
+                holder,
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).ctx(|| format!("locking {}", path.display()));
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
+        .ctx(|| format!("writing {}", path.display()))?;
+    Ok(DirLock { _file: file })
+}
+
+pub(crate) fn open_writer(layout: &Layout, options: &Options) -> Result<(Writer, Recovered)> {
+    let mut recovered = Recovered::default();
+    let root = layout.root();
+    if !layout.file(layout::META).exists() {
+        if !options.create {
+            return Err(StoreError::NotFound(root.to_path_buf()));
+        }
+        if root.exists()
+            && std::fs::read_dir(root)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false)
+        {
+            // Only the lock file of an earlier, interrupted creation may be there.
+            let foreign = std::fs::read_dir(root)
+                .ctx(|| format!("reading {}", root.display()))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .find(|n| n != layout::LOCK && n != layout::SIGNING_KEY && !n.ends_with(".tmp"));
+            if let Some(name) = foreign {
+                return Err(StoreError::corrupt(
+                    root.join(name),
+                    "the directory is not empty and is not a Vellum data directory",
+                ));
+            }
+        }
+        layout::create_dir(root)?;
+        recovered.created = true;
+    }
+    let dir_lock = lock(layout)?;
+    let meta = if recovered.created {
+        let origin = options.origin.clone().unwrap_or_else(meta::default_origin);
+        let signer = meta::load_signer(layout, &origin, true)?;
+        layout::create_dir(&layout.segments_dir())?;
+        layout::create_dir(&layout.tree_dir())?;
+        Meta::create(layout, &origin, &signer.verifier_key())?
+    } else {
+        Meta::load(layout)?
+    };
+    let signer = meta::load_signer(layout, &meta.origin, false)?;
+    if signer.verifier_key() != meta.key(layout)? {
+        return Err(StoreError::corrupt(
+            layout.file(layout::SIGNING_KEY),
+            "the signing key is not the key this log was created with",
+        ));
+    }
+    let key = signer.verifier_key();
+    let (checkpoints, torn_checkpoint) = CheckpointWriter::open(layout)?;
+    recovered.torn_checkpoint = torn_checkpoint;
+    let latest: Option<Checkpoint> = checkpoints::latest(layout, &key)?.map(|(c, _)| c);
+    let synced = latest.as_ref().map_or(0, |c| c.size.0);
+
+    let prunes = retention::read_prunes(layout)?;
+    let log_start = prunes.last().map_or(0, |p| p.end_index);
+    let firsts = layout.list_segments()?;
+    check_segment_chain(layout, &firsts, log_start)?;
+
+    // The active segment: scan it, cut a torn tail, rebuild its index.
+    let now = Timestamp::now().unix_micros() as i64;
+    let seg = match firsts.last() {
+        None => ActiveSegment::create(layout, log_start, now)?,
+        Some(&first) => reopen_active(layout, first, &mut recovered)?,
+    };
+    let size = seg.first_index + seg.count;
+    recovered.tree_size = size;
+    if size < synced {
+        return Err(StoreError::corrupt(
+            layout.segment(seg.first_index),
+            format!(
+                "the log holds {size} events but its latest checkpoint covers {synced}: acknowledged events are missing (run `vellum verify`)"
+            ),
+        ));
+    }
+
+    // The tree: trusted up to the checkpoint, re-hashed past it.
+    let mut tree = TreeWriter::open(layout.clone(), synced)?;
+    let reader = TreeReader::new(layout.clone());
+    let mut frontier = Frontier::from_source(&reader, TreeSize(synced)).map_err(|e| {
+        StoreError::corrupt(
+            layout.tree_dir(),
+            format!("rebuilding the tree frontier: {e}"),
+        )
+    })?;
+    if let Some(cp) = &latest
+        && frontier.root() != cp.root
+    {
+        return Err(StoreError::corrupt(
+            layout.tree_dir(),
+            format!("the tree files do not match the latest checkpoint (size {synced})"),
+        ));
+    }
+    let mut failed = None;
+    for_each_record(layout, &firsts, synced, size, |_, payload| {
+        frontier.push(leaf_hash(payload), |id, h| {
+            if let Err(e) = tree.push(id, h) {
+                failed.get_or_insert(e);
+            }
+        });
+        Ok(())
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    tree.flush()?;
+    recovered.rehashed = size - synced;
+
+    let ids = load_ids(layout, &firsts, &seg, options.dedupe_window)?;
+    seg.idx
+        .sync_all()
+        .ctx(|| format!("syncing {}", seg.idx_path.display()))?;
+    let mut writer = Writer::new(
+        layout.clone(),
+        options.clone(),
+        meta.origin.clone(),
+        signer,
+        seg,
+        tree,
+        frontier,
+        ids,
+        checkpoints,
+        synced,
+    );
+    writer.dir_lock = Some(dir_lock);
+    if size > synced || latest.is_none() {
+        writer.issue_checkpoint()?;
+    }
+    Ok((writer, recovered))
+}
+
+/// Every segment's header names the index its file name does, and the files follow each
+/// other without gaps (the next starts where the previous ends, which its `.idx` says).
+fn check_segment_chain(layout: &Layout, firsts: &[u64], log_start: u64) -> Result<()> {
+    if let Some(&first) = firsts.first()
+        && first != log_start
+    {
+        return Err(StoreError::corrupt(
+            layout.segment(first),
+            format!(
+                "the log should start at index {log_start} but its first segment starts at {first}"
+            ),
+        ));
+    }
+    for (n, &first) in firsts.iter().enumerate() {
+        let path = layout.segment(first);
+        let file = File::open(&path).ctx(|| format!("opening {}", path.display()))?;
+        let (claimed, _) = segment::read_header(&file, &path)?;
+        if claimed != first {
+            return Err(StoreError::corrupt(
+                &path,
+                format!("the header says the segment starts at {claimed}"),
+            ));
+        }
+        if let Some(&next) = firsts.get(n + 1) {
+            let count = idx_len(layout, first)?;
+            if first + count != next {
+                return Err(StoreError::corrupt(
+                    &path,
+                    format!(
+                        "holds indexes {first}..{} but the next segment starts at {next}",
+                        first + count
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn idx_len(layout: &Layout, first: u64) -> Result<u64> {
+    let path = layout.segment_index(first);
+    let len = std::fs::metadata(&path)
+        .ctx(|| format!("reading {}", path.display()))?
+        .len();
+    Ok(len / IDX_ENTRY as u64)
+}
+
+fn reopen_active(layout: &Layout, first: u64, recovered: &mut Recovered) -> Result<ActiveSegment> {
+    let path = layout.segment(first);
+    let idx_path = layout.segment_index(first);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .ctx(|| format!("opening {}", path.display()))?;
+    let (_, created_micros) = segment::read_header(&file, &path)?;
+    let mut idx_buf = Vec::new();
+    let mut count = 0u64;
+    let mut bad = None;
+    let end = segment::scan(&path, segment::HEADER_LEN, 8 << 20, |seen| {
+        for s in seen {
+            let want = first + count;
+            if StoredEvent::index_of(s.payload) != Some(want) {
+                bad.get_or_insert(format!(
+                    "the record at offset {} should hold index {want}",
+                    s.offset
+                ));
+                continue;
+            }
+            let id = segment::stored_id(s.payload).unwrap_or_default();
+            idx_buf.extend_from_slice(&s.offset.to_le_bytes());
+            idx_buf.extend_from_slice(&segment::fingerprint(&id));
+            count += 1;
+        }
+        Ok(())
+    })?;
+    if let Some(why) = bad {
+        return Err(StoreError::corrupt(&path, why));
+    }
+    if end.damage.is_some() {
+        // Cut the torn tail: zero everything after the last intact record.
+        let cut = end.file_len - end.end;
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = end.end;
+        while at < end.file_len {
+            let n = ((end.file_len - at) as usize).min(zeros.len());
+            file.write_all_at(&zeros[..n], at)
+                .ctx(|| format!("cutting the torn tail of {}", path.display()))?;
+            at += n as u64;
+        }
+        file.sync_all()
+            .ctx(|| format!("syncing {}", path.display()))?;
+        recovered.torn_tail = Some((path.clone(), end.end, cut));
+    }
+    let idx = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&idx_path)
+        .ctx(|| format!("opening {}", idx_path.display()))?;
+    idx.write_all_at(&idx_buf, 0)
+        .ctx(|| format!("writing {}", idx_path.display()))?;
+    Ok(ActiveSegment {
+        path,
+        idx_path,
+        file,
+        idx,
+        first_index: first,
+        created_micros,
+        count,
+        pos: end.end,
+        allocated: end.file_len,
+    })
+}
+
+/// Calls `f(index, payload)` for every record with index in `[from, to)`.
+pub(crate) fn for_each_record(
+    layout: &Layout,
+    firsts: &[u64],
+    from: u64,
+    to: u64,
+    mut f: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
+    if from >= to {
+        return Ok(());
+    }
+    let start_seg = firsts
+        .partition_point(|&first| first <= from)
+        .saturating_sub(1);
+    for &first in &firsts[start_seg..] {
+        if first >= to {
+            break;
+        }
+        let skip = from.saturating_sub(first);
+        let start_offset = if skip == 0 {
+            segment::HEADER_LEN
+        } else {
+            idx_offset(layout, first, skip)?
+        };
+        let path = layout.segment(first);
+        let mut index = first + skip;
+        segment::scan(&path, start_offset, 8 << 20, |seen| {
+            for s in seen {
+                if index >= to {
+                    return Ok(());
+                }
+                f(index, s.payload)?;
+                index += 1;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// The byte offset of record `n` of the segment starting at `first`, from its `.idx`.
+pub(crate) fn idx_offset(layout: &Layout, first: u64, n: u64) -> Result<u64> {
+    let path = layout.segment_index(first);
+    let file = File::open(&path).ctx(|| format!("opening {}", path.display()))?;
+    let mut e = [0u8; 8];
+    file.read_exact_at(&mut e, n * IDX_ENTRY as u64)
+        .map_err(|_| StoreError::corrupt(&path, format!("entry {n} is missing")))?;
+    Ok(u64::from_le_bytes(e))
+}
+
+/// Fingerprints of the last `window` events, oldest first.
+fn load_ids(
+    layout: &Layout,
+    firsts: &[u64],
+    active: &ActiveSegment,
+    window: usize,
+) -> Result<IdWindow> {
+    let mut ids = IdWindow::new(window);
+    let mut chunks: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut remaining = window as u64;
+    for &first in firsts.iter().rev() {
+        if remaining == 0 {
+            break;
+        }
+        let path = layout.segment_index(first);
+        let bytes = if first == active.first_index {
+            let mut b = vec![0u8; active.count as usize * IDX_ENTRY];
+            active
+                .idx
+                .read_exact_at(&mut b, 0)
+                .ctx(|| format!("reading {}", path.display()))?;
+            b
+        } else {
+            std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?
+        };
+        let n = (bytes.len() / IDX_ENTRY) as u64;
+        let take = n.min(remaining);
+        let skip = (n - take) as usize;
+        chunks.push((first + skip as u64, bytes[skip * IDX_ENTRY..].to_vec()));
+        remaining -= take;
+    }
+    for (first, bytes) in chunks.into_iter().rev() {
+        for (i, e) in bytes.chunks_exact(IDX_ENTRY).enumerate() {
+            let mut fp = [0u8; 16];
+            fp.copy_from_slice(&e[8..24]);
+            ids.insert(fp, first + i as u64);
+        }
+    }
+    Ok(ids)
+}

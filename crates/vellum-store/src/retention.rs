@@ -1,0 +1,171 @@
+//! Retention: the only thing that ever deletes events.
+//!
+//! Whole sealed segments whose newest event was received before `now - max_age` are
+//! deleted, oldest first, never the active segment, never while a legal hold is set. Each
+//! pruning is first appended to the log itself as an `admin` / `retention.pruned` event and
+//! covered by a checkpoint, then recorded in `prunes.log` (framed JSON records), then the
+//! files are removed. The tree files keep every node, so proofs and old checkpoints stay
+//! checkable for pruned indexes too.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+use vellum_event::{Category, Event, Outcome, StoredEvent, Timestamp};
+
+use crate::error::{IoContext, Result, StoreError};
+use crate::layout::{self, Layout};
+use crate::record::{self, Frame};
+use crate::recovery::{idx_len, idx_offset};
+use crate::segment;
+use crate::writer::Writer;
+
+/// One pruning, as kept in `prunes.log`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PruneRecord {
+    /// The pruned indexes are `[first_index, end_index)`.
+    pub first_index: u64,
+    pub end_index: u64,
+    pub segments: Vec<String>,
+    pub pruned_at: String,
+    /// The index of the `retention.pruned` event that recorded it.
+    pub event_index: u64,
+}
+
+/// What a call to prune did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub pruned: Option<PruneRecord>,
+    /// Set when a legal hold stopped expired segments from being pruned.
+    pub held_segments: usize,
+}
+
+pub(crate) fn read_prunes(layout: &Layout) -> Result<Vec<PruneRecord>> {
+    let path = layout.file(layout::PRUNES);
+    let mut bytes = Vec::new();
+    match std::fs::File::open(&path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut bytes)
+                .ctx(|| format!("reading {}", path.display()))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).ctx(|| format!("reading {}", path.display())),
+    }
+    let mut out: Vec<PruneRecord> = Vec::new();
+    let mut pos = 0;
+    loop {
+        match record::decode(&bytes[pos..], true) {
+            Frame::Record(p) => {
+                let r: PruneRecord = serde_json::from_slice(p).map_err(|e| {
+                    StoreError::corrupt(&path, format!("record {}: {e}", out.len()))
+                })?;
+                if r.first_index != out.last().map_or(0, |l| l.end_index)
+                    || r.end_index <= r.first_index
+                {
+                    return Err(StoreError::corrupt(
+                        &path,
+                        format!("record {} does not follow the one before", out.len()),
+                    ));
+                }
+                pos += record::HEADER_LEN + p.len();
+                out.push(r);
+            }
+            Frame::End => return Ok(out),
+            // A torn last record: that pruning did not complete; its files are still there.
+            Frame::Incomplete { .. } | Frame::Bad(_) => return Ok(out),
+        }
+    }
+}
+
+/// The `received` time of the last event of a sealed segment.
+fn newest_received(layout: &Layout, first: u64) -> Result<Option<Timestamp>> {
+    let n = idx_len(layout, first)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let offset = idx_offset(layout, first, n - 1)?;
+    let path = layout.segment(first);
+    let file = std::fs::File::open(&path).ctx(|| format!("opening {}", path.display()))?;
+    let payload = segment::read_record_at(&file, &path, offset)?;
+    let stored = StoredEvent::parse(&payload)
+        .map_err(|e| StoreError::corrupt(&path, format!("last record: {e}")))?;
+    Ok(Some(stored.received))
+}
+
+pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
+    let layout = w.layout.clone();
+    let max_age = w.options.retention.max_age.as_micros() as i128;
+    let cutoff = now.unix_micros() - max_age;
+    let firsts = layout.list_segments()?;
+    let mut expired = Vec::new();
+    for &first in &firsts {
+        if first == w.seg.first_index {
+            break;
+        }
+        match newest_received(&layout, first)? {
+            Some(t) if t.unix_micros() < cutoff => expired.push(first),
+            _ => break,
+        }
+    }
+    let mut report = PruneReport::default();
+    if expired.is_empty() {
+        return Ok(report);
+    }
+    if w.options.retention.legal_hold {
+        report.held_segments = expired.len();
+        return Ok(report);
+    }
+    let first_index = expired[0];
+    let end_index = firsts
+        .iter()
+        .find(|&&f| f > expired[expired.len() - 1])
+        .copied()
+        .unwrap_or(w.seg.first_index);
+    let names: Vec<String> = expired.iter().map(|f| format!("{f:020}.seg")).collect();
+    let cutoff_ts = Timestamp::from_unix_micros(cutoff).unwrap_or(now);
+    let event = Event::new(Category::Admin, "retention.pruned", Outcome::Success).with_details(
+        serde_json::json!({
+            "first_index": first_index,
+            "end_index": end_index,
+            "events": end_index - first_index,
+            "segments": names,
+            "cutoff": cutoff_ts.to_string(),
+            "max_age_days": w.options.retention.max_age.as_secs() / 86400,
+        }),
+    );
+    let appended = w.commit(&[std::slice::from_ref(&event)])?;
+    let event_index = appended
+        .first()
+        .and_then(|a| a.first_index)
+        .ok_or_else(|| StoreError::InvalidOption("the prune event was not stored".into()))?;
+    w.issue_checkpoint()?;
+    let rec = PruneRecord {
+        first_index,
+        end_index,
+        segments: names,
+        pruned_at: now.to_string(),
+        event_index,
+    };
+    let json = serde_json::to_vec(&rec).map_err(|e| StoreError::InvalidOption(e.to_string()))?;
+    let mut framed = Vec::new();
+    record::encode(&mut framed, &json);
+    let path = layout.file(layout::PRUNES);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .ctx(|| format!("opening {}", path.display()))?;
+    f.write_all(&framed)
+        .and_then(|()| f.sync_all())
+        .ctx(|| format!("writing {}", path.display()))?;
+    layout::sync_dir(layout.root())?;
+    for first in expired {
+        for p in [layout.segment(first), layout.segment_index(first)] {
+            std::fs::remove_file(&p).ctx(|| format!("removing {}", p.display()))?;
+        }
+    }
+    layout::sync_dir(&layout.segments_dir())?;
+    report.pruned = Some(rec);
+    Ok(report)
+}

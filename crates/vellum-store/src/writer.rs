@@ -1,0 +1,500 @@
+//! The writer: one thread that owns the active segment, the tree files and the signing key,
+//! and commits appends in groups — every append waiting when a commit starts shares its one
+//! `fdatasync`, and no append is answered before its events are durable.
+//!
+//! Order of a commit: assign indexes (skipping duplicate ids) → frame the stored bytes →
+//! write → fdatasync → append `.idx` entries and Merkle nodes (no sync; rebuilt on open) →
+//! answer. A failure before the fdatasync leaves the segment as it was and fails only that
+//! commit; a failure of the fdatasync or after it poisons the writer (restart recovers).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use vellum_event::{Event, Timestamp};
+use vellum_merkle::{Frontier, Hash, TreeSize, leaf_hash};
+use vellum_note::{Checkpoint, Signer};
+
+use crate::Options;
+use crate::active::ActiveSegment;
+use crate::checkpoints::CheckpointWriter;
+use crate::error::{IoContext, Result, StoreError};
+use crate::ids::IdWindow;
+use crate::layout::Layout;
+use crate::record;
+use crate::recovery::{self, Recovered};
+use crate::retention::{self, PruneReport};
+use crate::segment::{self, IDX_ENTRY};
+use crate::tree::TreeWriter;
+
+/// What one append did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// Events stored by this append.
+    pub accepted: u64,
+    /// Events whose id was already in the log; they were not stored again.
+    pub duplicates: u64,
+    /// For each event, in order: its index, and whether it was a duplicate.
+    pub indexes: Vec<(u64, bool)>,
+    /// Indexes of the first and last stored event (None when all were duplicates).
+    pub first_index: Option<u64>,
+    pub last_index: Option<u64>,
+    /// The tree size once this append was durable.
+    pub tree_size: u64,
+}
+
+/// An append in flight (see [`Store::append_deferred`]).
+#[derive(Debug)]
+pub struct Pending(tokio::sync::oneshot::Receiver<Result<Appended>>);
+
+impl Pending {
+    /// Blocks until the append is durable (or failed).
+    pub fn wait(self) -> Result<Appended> {
+        self.0.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// A signed checkpoint just issued.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub checkpoint: Checkpoint,
+    pub note: String,
+}
+
+type Reply<T> = tokio::sync::oneshot::Sender<Result<T>>;
+
+enum Command {
+    Append(Vec<Event>, Reply<Appended>),
+    Checkpoint(Reply<Issued>),
+    Prune(Timestamp, Reply<PruneReport>),
+}
+
+/// A store open for writing. Cloning shares the one writer thread.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    tx: Option<SyncSender<Command>>,
+    thread: Option<JoinHandle<()>>,
+    layout: Layout,
+    size: Arc<AtomicU64>,
+    recovered: Recovered,
+    origin: String,
+    verifier_key: vellum_note::VerifierKey,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` for writing: takes the directory lock,
+    /// recovers from any crash, and starts the writer thread.
+    pub fn open(dir: impl Into<std::path::PathBuf>, options: Options) -> Result<Store> {
+        let layout = Layout::new(dir);
+        let (mut writer, recovered) = recovery::open_writer(&layout, &options)?;
+        let size = Arc::new(AtomicU64::new(writer.frontier.size().0));
+        writer.size_out = Some(size.clone());
+        let origin = writer.origin.clone();
+        let verifier_key = writer.signer.verifier_key();
+        let (tx, rx) = mpsc::sync_channel(options.queue_depth.max(1));
+        let thread = std::thread::Builder::new()
+            .name("vellum-writer".into())
+            .spawn(move || writer.run(rx))
+            .ctx(|| "starting the writer thread".to_string())?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                tx: Some(tx),
+                thread: Some(thread),
+                layout,
+                size,
+                recovered,
+                origin,
+                verifier_key,
+            }),
+        })
+    }
+
+    /// What recovery found when the store was opened.
+    pub fn recovered(&self) -> &Recovered {
+        &self.inner.recovered
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
+    }
+
+    pub fn verifier_key(&self) -> &vellum_note::VerifierKey {
+        &self.inner.verifier_key
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.inner.layout
+    }
+
+    /// Events durably in the log.
+    pub fn tree_size(&self) -> u64 {
+        self.inner.size.load(Ordering::Acquire)
+    }
+
+    fn send(&self, cmd: Command) -> Result<()> {
+        let tx = self.inner.tx.as_ref().ok_or(StoreError::Closed)?;
+        tx.send(cmd).map_err(|_| StoreError::Closed)
+    }
+
+    /// Appends events and returns once they are durable (blocking).
+    pub fn append(&self, events: Vec<Event>) -> Result<Appended> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.send(Command::Append(events, reply))?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues events for appending without waiting; [`Pending::wait`] returns once they
+    /// are durable. Lets one caller keep several commits in flight.
+    pub fn append_deferred(&self, events: Vec<Event>) -> Result<Pending> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.send(Command::Append(events, reply))?;
+        Ok(Pending(rx))
+    }
+
+    /// Appends events and resolves once they are durable.
+    pub async fn append_async(&self, events: Vec<Event>) -> Result<Appended> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.send(Command::Append(events, reply))?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Signs a checkpoint of the current tree now (blocking).
+    pub fn checkpoint(&self) -> Result<Issued> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.send(Command::Checkpoint(reply))?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Applies retention as of `now` (blocking): see [`crate::Retention`].
+    pub fn prune(&self, now: Timestamp) -> Result<PruneReport> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.send(Command::Prune(now, reply))?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// The state owned by the writer thread.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub layout: Layout,
+    pub options: Options,
+    pub origin: String,
+    pub signer: Signer,
+    pub seg: ActiveSegment,
+    pub tree: TreeWriter,
+    pub frontier: Frontier,
+    pub ids: IdWindow,
+    pub checkpoints: CheckpointWriter,
+    pub checkpointed: u64,
+    pub last_checkpoint: Instant,
+    pub poisoned: Option<String>,
+    pub size_out: Option<Arc<AtomicU64>>,
+    pub dir_lock: Option<crate::recovery::DirLock>,
+    buf: Vec<u8>,
+    leaves: Vec<Hash>,
+    idx_buf: Vec<u8>,
+}
+
+/// Most events gathered into one commit.
+const MAX_GROUP_EVENTS: usize = 1 << 16;
+
+impl Writer {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        layout: Layout,
+        options: Options,
+        origin: String,
+        signer: Signer,
+        seg: ActiveSegment,
+        tree: TreeWriter,
+        frontier: Frontier,
+        ids: IdWindow,
+        checkpoints: CheckpointWriter,
+        checkpointed: u64,
+    ) -> Self {
+        Self {
+            layout,
+            options,
+            origin,
+            signer,
+            seg,
+            tree,
+            frontier,
+            ids,
+            checkpoints,
+            checkpointed,
+            last_checkpoint: Instant::now(),
+            poisoned: None,
+            size_out: None,
+            dir_lock: None,
+            buf: Vec::new(),
+            leaves: Vec::new(),
+            idx_buf: Vec::new(),
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Command>) {
+        let mut pending: Option<Command> = None;
+        loop {
+            let cmd = match pending.take() {
+                Some(c) => c,
+                None => match rx.recv_timeout(self.options.checkpoint_interval) {
+                    Ok(c) => c,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.tick();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            match cmd {
+                Command::Append(events, reply) => {
+                    let mut group = vec![(events, reply)];
+                    let mut n = group[0].0.len();
+                    while n < MAX_GROUP_EVENTS {
+                        match rx.try_recv() {
+                            Ok(Command::Append(e, r)) => {
+                                n += e.len();
+                                group.push((e, r));
+                            }
+                            Ok(other) => {
+                                pending = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit_group(group);
+                    self.tick();
+                }
+                Command::Checkpoint(reply) => {
+                    let _ = reply.send(self.issue_checkpoint());
+                }
+                Command::Prune(now, reply) => {
+                    let _ = reply.send(retention::prune(&mut self, now));
+                }
+            }
+        }
+        // Closing: a final checkpoint covers everything appended.
+        if self.poisoned.is_none() && self.frontier.size().0 > self.checkpointed {
+            let _ = self.issue_checkpoint();
+        }
+    }
+
+    /// Periodic work: a checkpoint when due, sealing an old segment.
+    fn tick(&mut self) {
+        if self.poisoned.is_some() {
+            return;
+        }
+        let size = self.frontier.size().0;
+        if size > self.checkpointed
+            && self.last_checkpoint.elapsed() >= self.options.checkpoint_interval
+            && let Err(e) = self.issue_checkpoint()
+        {
+            self.poison(&e);
+        }
+        let age = Duration::from_micros(
+            (Timestamp::now().unix_micros() as i64 - self.seg.created_micros).max(0) as u64,
+        );
+        if self.seg.count > 0
+            && age >= self.options.segment_max_age
+            && let Err(e) = self.rotate()
+        {
+            self.poison(&e);
+        }
+    }
+
+    fn poison(&mut self, e: &StoreError) {
+        if self.poisoned.is_none() {
+            self.poisoned = Some(e.to_string());
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<(Vec<Event>, Reply<Appended>)>) {
+        let events: Vec<&[Event]> = group.iter().map(|(e, _)| e.as_slice()).collect();
+        match self.commit(&events) {
+            Ok(results) => {
+                for ((_, reply), result) in group.into_iter().zip(results) {
+                    let _ = reply.send(Ok(result));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let mut first = Some(e);
+                for (_, reply) in group {
+                    let err = first.take().unwrap_or_else(|| StoreError::Io {
+                        context: "committing a group of appends".into(),
+                        source: std::io::Error::other(msg.clone()),
+                    });
+                    let _ = reply.send(Err(err));
+                }
+            }
+        }
+    }
+
+    /// Makes a group of appends durable; one result per append.
+    pub(crate) fn commit(&mut self, groups: &[&[Event]]) -> Result<Vec<Appended>> {
+        if let Some(why) = &self.poisoned {
+            return Err(StoreError::Poisoned(why.clone()));
+        }
+        let received = Timestamp::now().to_string();
+        let start_index = self.frontier.size().0;
+        let mut next = start_index;
+        self.buf.clear();
+        self.idx_buf.clear();
+        let mut offsets: Vec<(usize, usize)> = Vec::new(); // (start in buf, payload len)
+        let mut results = Vec::with_capacity(groups.len());
+        for events in groups {
+            let mut r = Appended {
+                accepted: 0,
+                duplicates: 0,
+                indexes: Vec::with_capacity(events.len()),
+                first_index: None,
+                last_index: None,
+                tree_size: 0,
+            };
+            for ev in events.iter() {
+                let fp = segment::fingerprint(ev.id.as_str());
+                if let Some(existing) = self.ids.get(&fp) {
+                    r.duplicates += 1;
+                    r.indexes.push((existing, true));
+                    continue;
+                }
+                let at = self.buf.len();
+                self.buf.extend_from_slice(&[0u8; record::HEADER_LEN]);
+                ev.write_stored(&mut self.buf, next, &received);
+                let len = self.buf.len() - at - record::HEADER_LEN;
+                let len_bytes = (len as u32).to_le_bytes();
+                let crc = crc32c::crc32c_append(
+                    crc32c::crc32c(&len_bytes),
+                    &self.buf[at + record::HEADER_LEN..],
+                );
+                self.buf[at..at + 4].copy_from_slice(&len_bytes);
+                self.buf[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+                offsets.push((at, len));
+                self.ids.insert(fp, next);
+                self.idx_buf.extend_from_slice(&[0u8; 8]); // offset, filled in below
+                self.idx_buf.extend_from_slice(&fp);
+                r.indexes.push((next, false));
+                r.first_index.get_or_insert(next);
+                r.last_index = Some(next);
+                r.accepted += 1;
+                next += 1;
+            }
+            results.push(r);
+        }
+        if next > start_index
+            && let Err(e) = self.write_durably(start_index, &offsets)
+        {
+            self.ids.forget_from(start_index);
+            return Err(e);
+        }
+        for r in &mut results {
+            r.tree_size = next;
+        }
+        Ok(results)
+    }
+
+    fn write_durably(&mut self, start_index: u64, offsets: &[(usize, usize)]) -> Result<()> {
+        let len = self.buf.len() as u64;
+        if self.seg.count > 0 && self.seg.pos + len > self.options.segment_max_bytes {
+            self.rotate()?;
+        }
+        debug_assert_eq!(self.seg.first_index + self.seg.count, start_index);
+        let base = self.seg.pos;
+        for (i, (at, _)) in offsets.iter().enumerate() {
+            let off = (base + *at as u64).to_le_bytes();
+            self.idx_buf[i * IDX_ENTRY..i * IDX_ENTRY + 8].copy_from_slice(&off);
+        }
+        self.seg.write(&self.buf)?;
+        if let Err(e) = self.seg.sync() {
+            self.poison(&e);
+            return Err(e);
+        }
+        self.seg.pos += len;
+        self.seg.count += offsets.len() as u64;
+        // Durable from here on: what follows is derived state.
+        if let Err(e) = self.after_durable(offsets) {
+            self.poison(&e);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn after_durable(&mut self, offsets: &[(usize, usize)]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let idx_at = (self.seg.count - offsets.len() as u64) * IDX_ENTRY as u64;
+        self.seg
+            .idx
+            .write_all_at(&self.idx_buf, idx_at)
+            .ctx(|| format!("writing {}", self.seg.idx_path.display()))?;
+        self.leaves.clear();
+        for (at, len) in offsets {
+            let p = at + record::HEADER_LEN;
+            self.leaves.push(leaf_hash(&self.buf[p..p + len]));
+        }
+        let tree = &mut self.tree;
+        let mut failed = None;
+        for leaf in &self.leaves {
+            self.frontier.push(*leaf, |id, h| {
+                if let Err(e) = tree.push(id, h) {
+                    failed.get_or_insert(e);
+                }
+            });
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        self.tree.flush()?;
+        if let Some(size) = &self.size_out {
+            size.store(self.frontier.size().0, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts the next.
+    pub(crate) fn rotate(&mut self) -> Result<()> {
+        self.seg.seal()?;
+        let first = self.seg.first_index + self.seg.count;
+        self.seg =
+            ActiveSegment::create(&self.layout, first, Timestamp::now().unix_micros() as i64)?;
+        Ok(())
+    }
+
+    /// Syncs the tree files, then signs and durably records a checkpoint of the tree.
+    pub(crate) fn issue_checkpoint(&mut self) -> Result<Issued> {
+        if let Some(why) = &self.poisoned {
+            return Err(StoreError::Poisoned(why.clone()));
+        }
+        self.tree.sync()?;
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size: TreeSize(self.frontier.size().0),
+            root: self.frontier.root(),
+            extensions: Vec::new(),
+        };
+        let note = checkpoint
+            .sign(&self.signer)
+            .map_err(|e| StoreError::InvalidOption(format!("signing a checkpoint: {e}")))?;
+        self.checkpoints.append(&note)?;
+        self.checkpointed = checkpoint.size.0;
+        self.last_checkpoint = Instant::now();
+        Ok(Issued { checkpoint, note })
+    }
+}
