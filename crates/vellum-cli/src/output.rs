@@ -19,13 +19,6 @@ pub(crate) fn b64_hashes(hashes: &[Hash]) -> Vec<String> {
     hashes.iter().map(|h| b64(&h.0)).collect()
 }
 
-pub(crate) fn unb64_hash(s: &str, what: &str) -> anyhow::Result<Hash> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .with_context(|| format!("{what} is not base64"))?;
-    Hash::from_slice(&bytes).map_err(|_| anyhow::anyhow!("{what} is not a 32-byte hash"))
-}
-
 pub(crate) fn open_reader(data: &Path) -> anyhow::Result<LogReader> {
     LogReader::open(data).with_context(|| format!("opening {}", data.display()))
 }

@@ -24,6 +24,10 @@ pub enum StoreError {
         "{path} is locked by another writer{holder}: only one process may write to a data directory"
     )]
     Locked { path: PathBuf, holder: String },
+    #[error(
+        "index {index} is not covered by the latest checkpoint (size {size}) yet; try again in a few seconds"
+    )]
+    NotYetCheckpointed { index: u64, size: u64 },
     #[error("the log has no checkpoint yet")]
     NoCheckpoint,
 
