@@ -30,6 +30,10 @@ pub(crate) struct ActiveSegment {
     pub pos: u64,
     /// Length of the file (records plus zeroed space).
     pub allocated: u64,
+    /// `.idx` entries of durable records not yet written to the `.idx` file.
+    pub idx_pending: Vec<u8>,
+    /// Entries in the `.idx` file.
+    pub idx_written: u64,
 }
 
 impl ActiveSegment {
@@ -65,6 +69,8 @@ impl ActiveSegment {
             count: 0,
             pos: segment::HEADER_LEN,
             allocated: segment::HEADER_LEN,
+            idx_pending: Vec::new(),
+            idx_written: 0,
         })
     }
 
@@ -91,6 +97,22 @@ impl ActiveSegment {
             return Err(e).ctx(|| format!("writing {}", self.path.display()));
         }
         self.allocated = self.allocated.max(end);
+        Ok(())
+    }
+
+    /// Writes queued `.idx` entries (no fsync: the active `.idx` is rebuilt on open).
+    pub(crate) fn flush_idx(&mut self) -> Result<()> {
+        if self.idx_pending.is_empty() {
+            return Ok(());
+        }
+        self.idx
+            .write_all_at(
+                &self.idx_pending,
+                self.idx_written * segment::IDX_ENTRY as u64,
+            )
+            .ctx(|| format!("writing {}", self.idx_path.display()))?;
+        self.idx_written += (self.idx_pending.len() / segment::IDX_ENTRY) as u64;
+        self.idx_pending.clear();
         Ok(())
     }
 

@@ -75,6 +75,7 @@ pub(crate) fn latest(layout: &Layout, key: &VerifierKey) -> Result<Option<(Check
 pub(crate) struct CheckpointWriter {
     path: PathBuf,
     file: File,
+    len: u64,
 }
 
 impl CheckpointWriter {
@@ -94,15 +95,26 @@ impl CheckpointWriter {
                 .ctx(|| format!("syncing {}", path.display()))?;
         }
         layout::sync_dir(layout.root())?;
-        Ok((Self { path, file }, torn))
+        let len = file
+            .metadata()
+            .ctx(|| format!("reading {}", path.display()))?
+            .len();
+        Ok((Self { path, file, len }, torn))
     }
 
     pub(crate) fn append(&mut self, note: &str) -> Result<()> {
         let mut buf = Vec::with_capacity(note.len() + record::HEADER_LEN);
         record::encode(&mut buf, note.as_bytes());
-        self.file
+        let result = self
+            .file
             .write_all(&buf)
-            .and_then(|()| self.file.sync_data())
-            .ctx(|| format!("appending to {}", self.path.display()))
+            .and_then(|()| self.file.sync_data());
+        if result.is_err() {
+            // Leave no torn record behind: later checkpoints must follow the last good one.
+            let _ = self.file.set_len(self.len);
+        } else {
+            self.len += buf.len() as u64;
+        }
+        result.ctx(|| format!("appending to {}", self.path.display()))
     }
 }

@@ -139,6 +139,18 @@ impl LogReader {
         crate::recovery::for_each_record(&self.layout, &firsts, from, to, f)
     }
 
+    /// Calls `f(index, stored bytes)` for events from `from` on, until it breaks or the
+    /// log ends. Stops reading as soon as `f` breaks.
+    pub fn scan(
+        &self,
+        from: u64,
+        f: impl FnMut(u64, &[u8]) -> Result<std::ops::ControlFlow<()>>,
+    ) -> Result<()> {
+        let firsts = self.layout.list_segments()?;
+        let from = from.max(firsts.first().copied().unwrap_or(0));
+        crate::recovery::scan_records(&self.layout, &firsts, from, u64::MAX, f)
+    }
+
     fn check_size(&self, size: u64) -> Result<()> {
         let available = self.tree_files_size()?;
         if size > available {

@@ -12,6 +12,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
@@ -286,7 +287,7 @@ fn reopen_active(layout: &Layout, first: u64, recovered: &mut Recovered) -> Resu
             idx_buf.extend_from_slice(&segment::fingerprint(&id));
             count += 1;
         }
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     })?;
     if let Some(why) = bad {
         return Err(StoreError::corrupt(&path, why));
@@ -325,6 +326,8 @@ fn reopen_active(layout: &Layout, first: u64, recovered: &mut Recovered) -> Resu
         count,
         pos: end.end,
         allocated: end.file_len,
+        idx_pending: Vec::new(),
+        idx_written: count,
     })
 }
 
@@ -336,14 +339,28 @@ pub(crate) fn for_each_record(
     to: u64,
     mut f: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<()> {
+    scan_records(layout, firsts, from, to, |i, p| {
+        f(i, p).map(|()| ControlFlow::Continue(()))
+    })
+}
+
+/// Like [`for_each_record`], but `f` can stop the scan early.
+pub(crate) fn scan_records(
+    layout: &Layout,
+    firsts: &[u64],
+    from: u64,
+    to: u64,
+    mut f: impl FnMut(u64, &[u8]) -> Result<ControlFlow<()>>,
+) -> Result<()> {
     if from >= to {
         return Ok(());
     }
     let start_seg = firsts
         .partition_point(|&first| first <= from)
         .saturating_sub(1);
+    let mut stopped = false;
     for &first in &firsts[start_seg..] {
-        if first >= to {
+        if first >= to || stopped {
             break;
         }
         let skip = from.saturating_sub(first);
@@ -354,15 +371,17 @@ pub(crate) fn for_each_record(
         };
         let path = layout.segment(first);
         let mut index = first + skip;
-        segment::scan(&path, start_offset, 8 << 20, |seen| {
+        // Small first reads: a query that stops early should not read 8 MiB.
+        let chunk = if skip == 0 { 8 << 20 } else { 1 << 20 };
+        segment::scan(&path, start_offset, chunk, |seen| {
             for s in seen {
-                if index >= to {
-                    return Ok(());
+                if index >= to || f(index, s.payload)?.is_break() {
+                    stopped = true;
+                    return Ok(ControlFlow::Break(()));
                 }
-                f(index, s.payload)?;
                 index += 1;
             }
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
     }
     Ok(())

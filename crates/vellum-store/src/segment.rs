@@ -99,12 +99,13 @@ pub(crate) struct Seen<'a> {
 }
 
 /// Reads the records of a segment from `start` in large chunks and hands them to `f` one
-/// chunk at a time. Stops at the first zero header, end of file, or damaged frame.
+/// chunk at a time. Stops at the first zero header, end of file, or damaged frame, or when
+/// `f` breaks.
 pub(crate) fn scan(
     path: &Path,
     start: u64,
     chunk_bytes: usize,
-    mut f: impl FnMut(&[Seen<'_>]) -> Result<()>,
+    mut f: impl FnMut(&[Seen<'_>]) -> Result<std::ops::ControlFlow<()>>,
 ) -> Result<ScanEnd> {
     let mut file = File::open(path).ctx(|| format!("opening {}", path.display()))?;
     let file_len = file
@@ -162,8 +163,15 @@ pub(crate) fn scan(
                 }
             }
         }
-        f(&seen)?;
+        let flow = f(&seen)?;
         let end = buf_offset + pos as u64;
+        if flow.is_break() {
+            return Ok(ScanEnd {
+                end,
+                damage: None,
+                file_len,
+            });
+        }
         if let Some(damage) = stop {
             // A zero header that is followed by anything but zeros is damage too.
             let damage = match damage {

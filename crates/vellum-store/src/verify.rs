@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use rayon::prelude::*;
@@ -246,7 +247,7 @@ pub fn verify(dir: impl Into<PathBuf>, opts: &VerifyOptions<'_>) -> Result<Repor
         let mut first_problem: Option<Problem> = None;
         let end = segment::scan(&path, segment::HEADER_LEN, 8 << 20, |seen| {
             if first_problem.is_some() {
-                return Ok(());
+                return Ok(ControlFlow::Break(()));
             }
             let leaves: Vec<Hash> = seen.par_iter().map(|s| leaf_hash(s.payload)).collect();
             for (s, leaf) in seen.iter().zip(leaves) {
@@ -265,7 +266,7 @@ pub fn verify(dir: impl Into<PathBuf>, opts: &VerifyOptions<'_>) -> Result<Repor
                             }
                         },
                     });
-                    return Ok(());
+                    return Ok(ControlFlow::Break(()));
                 }
                 let mut mismatch = None;
                 frontier.push(leaf, |id, h| {
@@ -279,7 +280,7 @@ pub fn verify(dir: impl Into<PathBuf>, opts: &VerifyOptions<'_>) -> Result<Repor
                         file: Some(path.clone()),
                         what,
                     });
-                    return Ok(());
+                    return Ok(ControlFlow::Break(()));
                 }
                 expected += 1;
                 if let Some(list) = checks.get(&expected) {
@@ -299,7 +300,7 @@ pub fn verify(dir: impl Into<PathBuf>, opts: &VerifyOptions<'_>) -> Result<Repor
             if let Some(p) = opts.progress {
                 p(done_bytes, total_bytes);
             }
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
         if let Some(p) = first_problem {
             report.problems.push(p);

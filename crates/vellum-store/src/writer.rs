@@ -27,6 +27,7 @@ use crate::record;
 use crate::recovery::{self, Recovered};
 use crate::retention::{self, PruneReport};
 use crate::segment::{self, IDX_ENTRY};
+use crate::stats::StoreStats;
 use crate::tree::TreeWriter;
 
 /// What one append did.
@@ -84,6 +85,8 @@ struct Inner {
     layout: Layout,
     size: Arc<AtomicU64>,
     recovered: Recovered,
+    stats: Arc<StoreStats>,
+    health: Arc<std::sync::Mutex<Option<String>>>,
     origin: String,
     verifier_key: vellum_note::VerifierKey,
 }
@@ -105,6 +108,8 @@ impl Store {
         let (mut writer, recovered) = recovery::open_writer(&layout, &options)?;
         let size = Arc::new(AtomicU64::new(writer.frontier.size().0));
         writer.size_out = Some(size.clone());
+        let stats = writer.stats.clone();
+        let health = writer.health.clone();
         let origin = writer.origin.clone();
         let verifier_key = writer.signer.verifier_key();
         let (tx, rx) = mpsc::sync_channel(options.queue_depth.max(1));
@@ -119,10 +124,23 @@ impl Store {
                 layout,
                 size,
                 recovered,
+                stats,
+                health,
                 origin,
                 verifier_key,
             }),
         })
+    }
+
+    /// Counters and histograms of the writer's work.
+    pub fn stats(&self) -> &StoreStats {
+        &self.inner.stats
+    }
+
+    /// `None` while the writer accepts appends; otherwise why it stopped (it is poisoned
+    /// until reopened).
+    pub fn poisoned(&self) -> Option<String> {
+        self.inner.health.lock().ok().and_then(|h| h.clone())
     }
 
     /// What recovery found when the store was opened.
@@ -206,6 +224,10 @@ pub(crate) struct Writer {
     pub poisoned: Option<String>,
     pub size_out: Option<Arc<AtomicU64>>,
     pub dir_lock: Option<crate::recovery::DirLock>,
+    pub stats: Arc<StoreStats>,
+    pub health: Arc<std::sync::Mutex<Option<String>>>,
+    /// Derived state (idx, tree files) that could not be written yet; retried every commit.
+    pub derived_error: Option<String>,
     buf: Vec<u8>,
     leaves: Vec<Hash>,
     idx_buf: Vec<u8>,
@@ -243,6 +265,9 @@ impl Writer {
             poisoned: None,
             size_out: None,
             dir_lock: None,
+            stats: Arc::new(StoreStats::default()),
+            health: Arc::new(std::sync::Mutex::new(None)),
+            derived_error: None,
             buf: Vec::new(),
             leaves: Vec::new(),
             idx_buf: Vec::new(),
@@ -323,6 +348,9 @@ impl Writer {
     fn poison(&mut self, e: &StoreError) {
         if self.poisoned.is_none() {
             self.poisoned = Some(e.to_string());
+            if let Ok(mut h) = self.health.lock() {
+                *h = self.poisoned.clone();
+            }
         }
     }
 
@@ -373,6 +401,7 @@ impl Writer {
                 let fp = segment::fingerprint(ev.id.as_str());
                 if let Some(existing) = self.ids.get(&fp) {
                     r.duplicates += 1;
+                    self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
                     r.indexes.push((existing, true));
                     continue;
                 }
@@ -422,28 +451,35 @@ impl Writer {
             let off = (base + *at as u64).to_le_bytes();
             self.idx_buf[i * IDX_ENTRY..i * IDX_ENTRY + 8].copy_from_slice(&off);
         }
-        self.seg.write(&self.buf)?;
+        if let Err(e) = self.seg.write(&self.buf) {
+            self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        let started = Instant::now();
         if let Err(e) = self.seg.sync() {
+            // After a failed fsync the page cache cannot be trusted: stop until reopened.
             self.poison(&e);
             return Err(e);
         }
+        self.stats
+            .fsync_seconds
+            .observe(started.elapsed().as_secs_f64());
         self.seg.pos += len;
         self.seg.count += offsets.len() as u64;
-        // Durable from here on: what follows is derived state.
-        if let Err(e) = self.after_durable(offsets) {
-            self.poison(&e);
-            return Err(e);
-        }
-        Ok(())
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats.commit_events.observe(offsets.len() as f64);
+        self.stats
+            .events_appended
+            .fetch_add(offsets.len() as u64, Ordering::Relaxed);
+        self.stats.bytes_appended.fetch_add(len, Ordering::Relaxed);
+        // Durable from here on: what follows is derived state, rebuilt on open if lost.
+        self.after_durable(offsets)
     }
 
+    /// Writes the derived state of a durable commit. Failing to write the `.idx` or tree
+    /// files (disk full) does not fail the append: the bytes stay queued and are retried.
     fn after_durable(&mut self, offsets: &[(usize, usize)]) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let idx_at = (self.seg.count - offsets.len() as u64) * IDX_ENTRY as u64;
-        self.seg
-            .idx
-            .write_all_at(&self.idx_buf, idx_at)
-            .ctx(|| format!("writing {}", self.seg.idx_path.display()))?;
+        self.seg.idx_pending.extend_from_slice(&self.idx_buf);
         self.leaves.clear();
         for (at, len) in offsets {
             let p = at + record::HEADER_LEN;
@@ -459,17 +495,30 @@ impl Writer {
             });
         }
         if let Some(e) = failed {
+            // A tree level file could not even be created: the frontier and the files
+            // disagree now, so stop until reopened.
+            self.poison(&e);
             return Err(e);
         }
-        self.tree.flush()?;
         if let Some(size) = &self.size_out {
             size.store(self.frontier.size().0, Ordering::Release);
         }
+        self.flush_derived();
         Ok(())
+    }
+
+    /// Writes queued `.idx` entries and tree nodes; remembers a failure for the next try.
+    fn flush_derived(&mut self) {
+        let result = self.seg.flush_idx().and_then(|()| self.tree.flush());
+        self.derived_error = result.err().map(|e| {
+            self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+            e.to_string()
+        });
     }
 
     /// Seals the active segment and starts the next.
     pub(crate) fn rotate(&mut self) -> Result<()> {
+        self.seg.flush_idx()?;
         self.seg.seal()?;
         let first = self.seg.first_index + self.seg.count;
         self.seg =
@@ -482,6 +531,7 @@ impl Writer {
         if let Some(why) = &self.poisoned {
             return Err(StoreError::Poisoned(why.clone()));
         }
+        self.seg.flush_idx()?;
         self.tree.sync()?;
         let checkpoint = Checkpoint {
             origin: self.origin.clone(),
@@ -493,6 +543,7 @@ impl Writer {
             .sign(&self.signer)
             .map_err(|e| StoreError::InvalidOption(format!("signing a checkpoint: {e}")))?;
         self.checkpoints.append(&note)?;
+        self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.checkpointed = checkpoint.size.0;
         self.last_checkpoint = Instant::now();
         Ok(Issued { checkpoint, note })
