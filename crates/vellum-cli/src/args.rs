@@ -41,6 +41,8 @@ pub(crate) struct StoreArgs {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
+    /// Run the audit server (HTTP API) on this data directory.
+    Serve(ServeArgs),
     /// Append NDJSON events from stdin (all or nothing).
     Append(AppendArgs),
     /// Verify the whole log offline.
@@ -191,4 +193,14 @@ pub(crate) struct PruneArgs {
     /// Refuse to delete anything (legal hold); reports what is held.
     #[arg(long)]
     pub legal_hold: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// Address of the audit API (default 127.0.0.1:7700, or the config file's).
+    #[arg(long, env = "VELLUM_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// A vellum.toml (see vellum.example.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }

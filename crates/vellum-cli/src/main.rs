@@ -21,6 +21,7 @@ mod args;
 mod output;
 mod read;
 mod receipt;
+mod serve;
 mod write;
 
 use std::process::ExitCode;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let data = cli.data.clone();
     let result = match cli.command {
+        Command::Serve(a) => serve::serve(&data, &cli.store, a),
         Command::Append(a) => write::append(&data, &cli.store, a),
         Command::Verify(a) => read::verify(&data, a),
         Command::Checkpoint => read::checkpoint(&data),

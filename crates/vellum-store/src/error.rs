@@ -42,6 +42,8 @@ pub enum StoreError {
         "the store stopped accepting writes after an earlier failure ({0}); restart to recover"
     )]
     Poisoned(String),
+    #[error("the writer's queue is full; retry shortly")]
+    Busy,
     #[error("the store is closed")]
     Closed,
 

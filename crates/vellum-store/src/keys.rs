@@ -172,17 +172,40 @@ impl ApiKeys {
 
     /// The live key a token belongs to, if any.
     pub fn authenticate(&self, token: &str) -> Result<Option<ApiKey>> {
-        let Some(id_hex) = token
-            .strip_prefix("vk-")
-            .and_then(|rest| rest.split('-').next())
-        else {
-            return Ok(None);
-        };
-        let id = format!("k_{id_hex}");
-        let presented = hex(&Sha256::digest(token.as_bytes()));
-        Ok(self.load()?.keys.into_iter().find(|k| {
-            k.id == id && k.revoked.is_none() && ct_eq(k.hash.as_bytes(), presented.as_bytes())
-        }))
+        let keys = self.list()?;
+        Ok(match lookup(&keys, token) {
+            Lookup::Valid(k) => Some(k.clone()),
+            Lookup::Revoked(_) | Lookup::Unknown => None,
+        })
+    }
+}
+
+/// What a presented token turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    Valid(&'a ApiKey),
+    /// A key that existed and was revoked.
+    Revoked(&'a ApiKey),
+    /// Not a token of any key (or malformed).
+    Unknown,
+}
+
+/// Finds the key a token belongs to among `keys`, comparing hashes in constant time.
+pub fn lookup<'a>(keys: &'a [ApiKey], token: &str) -> Lookup<'a> {
+    let Some(id_hex) = token
+        .strip_prefix("vk-")
+        .and_then(|rest| rest.split('-').next())
+    else {
+        return Lookup::Unknown;
+    };
+    let presented = hex(&Sha256::digest(token.as_bytes()));
+    let found = keys.iter().find(|k| {
+        k.id.strip_prefix("k_") == Some(id_hex) && ct_eq(k.hash.as_bytes(), presented.as_bytes())
+    });
+    match found {
+        Some(k) if k.revoked.is_none() => Lookup::Valid(k),
+        Some(k) => Lookup::Revoked(k),
+        None => Lookup::Unknown,
     }
 }
 

@@ -170,6 +170,23 @@ impl Store {
         tx.send(cmd).map_err(|_| StoreError::Closed)
     }
 
+    /// Queues without blocking, for async callers: a full queue is back-pressure.
+    fn try_send(&self, cmd: Command) -> Result<()> {
+        let tx = self.inner.tx.as_ref().ok_or(StoreError::Closed)?;
+        tx.try_send(cmd).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => StoreError::Busy,
+            mpsc::TrySendError::Disconnected(_) => StoreError::Closed,
+        })
+    }
+
+    /// Queues events without waiting and without blocking; nobody is told when they are
+    /// durable (for audit records whose request is answered regardless). Fails with
+    /// [`StoreError::Busy`] when the writer's queue is full.
+    pub fn append_detached(&self, events: Vec<Event>) -> Result<()> {
+        let (reply, _rx) = tokio::sync::oneshot::channel();
+        self.try_send(Command::Append(events, reply))
+    }
+
     /// Appends events and returns once they are durable (blocking).
     pub fn append(&self, events: Vec<Event>) -> Result<Appended> {
         let (reply, rx) = tokio::sync::oneshot::channel();
@@ -185,10 +202,11 @@ impl Store {
         Ok(Pending(rx))
     }
 
-    /// Appends events and resolves once they are durable.
+    /// Appends events and resolves once they are durable. Never blocks the caller's thread:
+    /// when the writer's queue is full it fails at once with [`StoreError::Busy`].
     pub async fn append_async(&self, events: Vec<Event>) -> Result<Appended> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        self.send(Command::Append(events, reply))?;
+        self.try_send(Command::Append(events, reply))?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -197,6 +215,13 @@ impl Store {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.send(Command::Checkpoint(reply))?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Signs a checkpoint of the current tree now.
+    pub async fn checkpoint_async(&self) -> Result<Issued> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.try_send(Command::Checkpoint(reply))?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Applies retention as of `now` (blocking): see [`crate::Retention`].

@@ -1,0 +1,185 @@
+//! Corrupt or foreign files in a data directory. A command that opens the store for
+//! writing (`append`) must refuse with exit 2 and a message naming the file, must not
+//! panic, and must write nothing: damage is evidence, and only a torn, unacknowledged tail
+//! may be cut. Read-only commands must not panic either.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::util::{Framed, Log, PER_APPEND, assert_same, events, ndjson, seg_name};
+
+/// `vellum append` of one good event must exit 2 naming every one of `expect`, and leave
+/// the data directory as it was.
+#[track_caller]
+fn append_refused(log: &Log, expect: &[&str]) {
+    let before = log.snapshot();
+    log.run_stdin(&["append"], &ndjson(&events(5, 1, 0)))
+        .expect_code(2)
+        .stderr_has(expect);
+    assert_same(&before, &log.snapshot());
+}
+
+/// Read-only commands fail cleanly (exit 1 or 2, no panic).
+#[track_caller]
+fn readers_fail_cleanly(log: &Log) {
+    for args in [
+        &["verify"][..],
+        &["checkpoint"],
+        &["query", "--limit", "1"],
+        &["export", "--format", "leaf"],
+        &["tail", "-n", "1"],
+        &["receipt", "--index", "0"],
+    ] {
+        let run = log.run(args);
+        assert!(
+            run.code == 1 || run.code == 2,
+            "`vellum {}` exited {}:\n{}",
+            args.join(" "),
+            run.code,
+            run.stderr
+        );
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn foreign_file_in_segments_dir() {
+    let log = Log::small(5);
+    std::fs::write(log.file("segments/notes.txt"), "remember the milk\n").unwrap();
+    append_refused(&log, &["segments/notes.txt", "foreign file"]);
+    readers_fail_cleanly(&log);
+}
+
+#[test]
+fn garbage_vellum_json() {
+    let log = Log::small(5);
+    std::fs::write(log.file("vellum.json"), "{\"format\": 1, oops").unwrap();
+    append_refused(&log, &["vellum.json"]);
+    readers_fail_cleanly(&log);
+}
+
+#[test]
+fn vellum_json_of_an_unknown_format() {
+    let log = Log::small(5);
+    let text = std::fs::read_to_string(log.file("vellum.json")).unwrap();
+    let text = text.replacen("\"format\": 1", "\"format\": 99", 1);
+    std::fs::write(log.file("vellum.json"), text).unwrap();
+    append_refused(&log, &["vellum.json", "format 99"]);
+    readers_fail_cleanly(&log);
+}
+
+#[test]
+fn segment_with_bad_magic() {
+    let log = Log::standard();
+    let path = log.segment(PER_APPEND);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[..8].copy_from_slice(b"NOTVELLM");
+    std::fs::write(&path, bytes).unwrap();
+    append_refused(&log, &[&seg_name(PER_APPEND), "bad magic"]);
+    log.verify().fails_at(PER_APPEND, &seg_name(PER_APPEND));
+}
+
+#[test]
+fn segment_with_bad_header_checksum() {
+    let log = Log::small(5);
+    let path = log.segment(0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[20] ^= 0x01; // the creation time; its checksum left stale
+    std::fs::write(&path, bytes).unwrap();
+    append_refused(&log, &[&seg_name(0), "checksum"]);
+    log.verify().fails_at(0, &seg_name(0));
+}
+
+#[test]
+fn signing_key_readable_by_others() {
+    let log = Log::small(5);
+    let key = log.file("signing.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    append_refused(&log, &["signing.key", "mode 644"]);
+    // Auditors need no secret: reading and verifying still work.
+    log.verify().ok();
+}
+
+#[test]
+fn signing_key_of_another_log() {
+    let log = Log::small(5);
+    let other = Log::small(1);
+    std::fs::copy(other.file("signing.key"), log.file("signing.key")).unwrap();
+    append_refused(
+        &log,
+        &["signing.key", "not the key this log was created with"],
+    );
+}
+
+#[test]
+fn directory_that_is_not_a_data_directory() {
+    let log = Log::empty();
+    std::fs::create_dir_all(&log.data).unwrap();
+    std::fs::write(log.data.join("notes.txt"), "mine\n").unwrap();
+    append_refused(&log, &["notes.txt", "not a Vellum data directory"]);
+    let names: Vec<_> = std::fs::read_dir(&log.data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["notes.txt"]);
+}
+
+/// A damaged record in the middle of the active segment is covered by a checkpoint: it
+/// is not a torn tail. Opening must refuse without zeroing the acknowledged events after
+/// it (or rewriting the segment's `.idx`).
+#[test]
+fn damaged_record_in_active_segment_is_not_cut() {
+    let log = Log::standard();
+    let path = log.segment(2 * PER_APPEND);
+    let seg = Framed::read_segment(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[seg.offsets[57] + 8 + 100] ^= 0x10;
+    std::fs::write(&path, bytes).unwrap();
+    append_refused(&log, &[&seg_name(2 * PER_APPEND)]);
+    // The evidence is still there for `vellum verify` to point at.
+    log.verify()
+        .fails_at(2 * PER_APPEND + 57, &seg_name(2 * PER_APPEND));
+}
+
+/// A damaged checkpoint record followed by intact ones is not a torn last record; opening
+/// must not cut `checkpoints.log` there (which would discard later signed checkpoints).
+#[test]
+fn damaged_checkpoint_record_is_not_cut() {
+    let log = Log::standard();
+    let path = log.file("checkpoints.log");
+    let cps = Framed::read_checkpoints(&path);
+    assert_eq!(cps.records.len(), 4);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[cps.offsets[1] + 8 + 12] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    append_refused(&log, &["checkpoints.log"]);
+}
+
+/// The one thing recovery may cut: a record torn by a crash after the last checkpoint.
+#[test]
+fn torn_tail_of_active_segment_is_cut_and_reported() {
+    let log = Log::standard();
+    let path = log.segment(2 * PER_APPEND);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let seg = Framed::parse(&bytes, super::util::SEG_HEADER);
+    assert!(seg.tail.iter().all(|&b| b == 0));
+    // A frame header promising 500 bytes, and only 100 of them.
+    let end = bytes.len() - seg.tail.len();
+    let mut torn = 500u32.to_le_bytes().to_vec();
+    torn.extend_from_slice(&[0xab; 4 + 100]);
+    bytes.splice(end..end + torn.len().min(seg.tail.len()), torn);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let run = log.verify();
+    run.ok();
+    assert!(run.stderr.contains("torn"), "{}", run.stderr);
+
+    let run = log.run_stdin(&["append"], &ndjson(&events(5, 1, 0)));
+    run.ok()
+        .stderr_has(&["cut a torn tail", &seg_name(2 * PER_APPEND)]);
+    assert!(
+        run.stdout.contains("indexes 900..900, tree size 901"),
+        "{}",
+        run.stdout
+    );
+    log.verify().ok();
+}

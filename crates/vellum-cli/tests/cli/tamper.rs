@@ -1,0 +1,436 @@
+//! Tampering with a log on disk: `vellum verify` must exit 1 and its first complaint must
+//! name the first bad index and the file it is in.
+//!
+//! Most tests start from [`Log::standard`]: segments starting at 0 and 300 (sealed) and
+//! 600 (active), 300 events each, checkpoints of 0, 300, 600 and 900 events.
+
+use vellum_note::{KeyName, Signer};
+
+use super::util::{
+    Framed, Log, PER_APPEND, b64, copy_dir, events, rebuild_tree_files, replace_once, seg_name,
+    unb64,
+};
+
+const SEALED: u64 = 0;
+const ACTIVE: u64 = 2 * PER_APPEND;
+
+/// The first index at or after `from` whose event succeeded.
+fn first_success(log: &Log, from: u64) -> u64 {
+    (from..log.events.len() as u64)
+        .find(|&i| log.events[i as usize].outcome == "success")
+        .expect("a successful event")
+}
+
+#[test]
+fn untouched_log_verifies() {
+    let log = Log::standard();
+    let run = log.verify();
+    run.ok();
+    assert!(
+        run.stdout.contains("ok: 900 events (") && run.stdout.contains("4 checkpoints"),
+        "{}",
+        run.stdout
+    );
+}
+
+// --- Changed events ---------------------------------------------------------------------
+
+fn flip_middle_of_record(log: &Log, first: u64, n: usize) {
+    let path = log.segment(first);
+    let seg = Framed::read_segment(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = seg.offsets[n] + 8 + seg.records[n].len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(&path, bytes).unwrap();
+}
+
+#[test]
+fn flipped_bit_in_record_of_sealed_segment() {
+    let log = Log::standard();
+    flip_middle_of_record(&log, SEALED, 57);
+    log.verify()
+        .fails_at(57, &seg_name(SEALED))
+        .stderr_has(&["checksum"]);
+}
+
+#[test]
+fn flipped_bit_in_record_of_active_segment() {
+    let log = Log::standard();
+    flip_middle_of_record(&log, ACTIVE, 57);
+    log.verify()
+        .fails_at(ACTIVE + 57, &seg_name(ACTIVE))
+        .stderr_has(&["checksum"]);
+}
+
+fn change_outcome(log: &Log, first: u64, index: u64) {
+    let path = log.segment(first);
+    let mut seg = Framed::read_segment(&path);
+    let rec = &mut seg.records[(index - first) as usize];
+    replace_once(rec, b"\"outcome\":\"success\"", b"\"outcome\":\"failure\"");
+    seg.write(&path);
+}
+
+#[test]
+fn field_changed_with_checksum_recomputed_in_sealed_segment() {
+    let log = Log::standard();
+    let index = first_success(&log, PER_APPEND + 42);
+    change_outcome(&log, PER_APPEND, index);
+    log.verify()
+        .fails_at(index, &seg_name(PER_APPEND))
+        .stderr_has(&["leaf hash"]);
+}
+
+#[test]
+fn field_changed_with_checksum_recomputed_in_active_segment() {
+    let log = Log::standard();
+    let index = first_success(&log, ACTIVE + 100);
+    change_outcome(&log, ACTIVE, index);
+    log.verify()
+        .fails_at(index, &seg_name(ACTIVE))
+        .stderr_has(&["leaf hash"]);
+}
+
+/// The attacker also rewrites the tree files to match: only the signed roots can tell.
+#[test]
+fn field_changed_with_tree_files_rewritten() {
+    let log = Log::standard();
+    let index = first_success(&log, 57);
+    change_outcome(&log, SEALED, index);
+    rebuild_tree_files(&log);
+    // The first signed root that covers the event is checkpoint #1, of 300 events.
+    log.verify()
+        .fails_at(PER_APPEND - 1, &seg_name(SEALED))
+        .stderr_has(&["checkpoint #1"]);
+}
+
+// --- Removed, inserted, reordered events ------------------------------------------------
+
+#[test]
+fn record_removed_from_sealed_segment() {
+    let log = Log::standard();
+    let path = log.segment(SEALED);
+    let mut seg = Framed::read_segment(&path);
+    seg.records.remove(57);
+    seg.write(&path);
+    log.verify()
+        .fails_at(57, &seg_name(SEALED))
+        .stderr_has(&["holds index 58"]);
+}
+
+#[test]
+fn record_removed_from_active_segment() {
+    let log = Log::standard();
+    let path = log.segment(ACTIVE);
+    let mut seg = Framed::read_segment(&path);
+    seg.records.remove(57);
+    seg.write(&path);
+    log.verify()
+        .fails_at(ACTIVE + 57, &seg_name(ACTIVE))
+        .stderr_has(&[&format!("holds index {}", ACTIVE + 58)]);
+}
+
+/// Removing the last event of a sealed segment leaves every frame and index prefix
+/// valid; the segment that lost it is the one to name, not the next one.
+#[test]
+fn last_record_of_sealed_segment_removed() {
+    let log = Log::standard();
+    let path = log.segment(SEALED);
+    let mut seg = Framed::read_segment(&path);
+    seg.records.pop();
+    seg.write(&path);
+    log.verify().fails_at(PER_APPEND - 1, &seg_name(SEALED));
+}
+
+#[test]
+fn record_inserted() {
+    let log = Log::standard();
+    let path = log.segment(SEALED);
+    let mut seg = Framed::read_segment(&path);
+    let copy = seg.records[10].clone();
+    seg.records.insert(57, copy);
+    seg.write(&path);
+    log.verify()
+        .fails_at(57, &seg_name(SEALED))
+        .stderr_has(&["holds index 10"]);
+}
+
+#[test]
+fn two_records_swapped() {
+    let log = Log::standard();
+    let path = log.segment(SEALED);
+    let mut seg = Framed::read_segment(&path);
+    seg.records.swap(57, 58);
+    seg.write(&path);
+    log.verify()
+        .fails_at(57, &seg_name(SEALED))
+        .stderr_has(&["holds index 58"]);
+}
+
+/// Swapped bodies under unchanged `{"index":N,` prefixes: only the leaf hashes differ.
+#[test]
+fn two_records_swapped_with_indexes_rewritten() {
+    let log = Log::standard();
+    let path = log.segment(SEALED);
+    let mut seg = Framed::read_segment(&path);
+    seg.records.swap(57, 58);
+    replace_once(&mut seg.records[57], b"{\"index\":58,", b"{\"index\":57,");
+    replace_once(&mut seg.records[58], b"{\"index\":57,", b"{\"index\":58,");
+    seg.write(&path);
+    log.verify()
+        .fails_at(57, &seg_name(SEALED))
+        .stderr_has(&["leaf hash"]);
+}
+
+// --- Truncated and deleted segments -----------------------------------------------------
+
+fn cut_in_record(log: &Log, first: u64, n: usize) {
+    let path = log.segment(first);
+    let seg = Framed::read_segment(&path);
+    let at = seg.offsets[n] + 8 + seg.records[n].len() / 2;
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(at as u64).unwrap();
+}
+
+#[test]
+fn sealed_segment_truncated() {
+    let log = Log::standard();
+    cut_in_record(&log, SEALED, 57);
+    log.verify()
+        .fails_at(57, &seg_name(SEALED))
+        .stderr_has(&["cut short"]);
+}
+
+#[test]
+fn active_segment_truncated() {
+    let log = Log::standard();
+    cut_in_record(&log, ACTIVE, 57);
+    log.verify()
+        .fails_at(ACTIVE + 57, &seg_name(ACTIVE))
+        .stderr_has(&["truncated"]);
+}
+
+/// Cut exactly between two records, a sealed segment looks whole on its own; the chain
+/// of first indexes shows events are missing, and they are missing from this segment.
+#[test]
+fn sealed_segment_truncated_at_record_boundary() {
+    let log = Log::standard();
+    let path = log.segment(SEALED);
+    let seg = Framed::read_segment(&path);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(seg.offsets[57] as u64).unwrap();
+    log.verify().fails_at(57, &seg_name(SEALED));
+}
+
+#[test]
+fn segment_deleted() {
+    let log = Log::standard();
+    std::fs::remove_file(log.segment(PER_APPEND)).unwrap();
+    std::fs::remove_file(log.segment_index(PER_APPEND)).unwrap();
+    log.verify()
+        .fails_at(PER_APPEND, &seg_name(ACTIVE))
+        .stderr_has(&["a segment was removed"]);
+}
+
+#[test]
+fn first_segment_deleted() {
+    let log = Log::standard();
+    std::fs::remove_file(log.segment(0)).unwrap();
+    std::fs::remove_file(log.segment_index(0)).unwrap();
+    log.verify()
+        .fails_at(0, &seg_name(PER_APPEND))
+        .stderr_has(&["a segment was removed"]);
+}
+
+// --- Checkpoints ------------------------------------------------------------------------
+
+/// The stored checkpoints, checked to be those the standard log should have.
+fn stored_checkpoints(log: &Log) -> Framed {
+    let cps = Framed::read_checkpoints(&log.file("checkpoints.log"));
+    let sizes: Vec<String> = cps
+        .records
+        .iter()
+        .map(|r| {
+            String::from_utf8_lossy(r)
+                .lines()
+                .nth(1)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(sizes, ["0", "300", "600", "900"]);
+    cps
+}
+
+/// The signed text of a note: everything up to and including the blank line's `\n`.
+fn note_text(note: &str) -> &str {
+    let end = note.find("\n\n").expect("a blank line") + 1;
+    &note[..end]
+}
+
+#[test]
+fn checkpoint_replaced_by_one_signed_with_another_key() {
+    let log = Log::standard();
+    let mut cps = stored_checkpoints(&log);
+    let original = String::from_utf8(cps.records[2].clone()).unwrap();
+    // The very same checkpoint text (size and root are right), signed by a stranger.
+    let stranger = Signer::from_seed("test/log".parse::<KeyName>().unwrap(), [7; 32]);
+    let forged = stranger.sign(note_text(&original)).unwrap();
+    assert_ne!(forged, original);
+    cps.records[2] = forged.into_bytes();
+    cps.write(&log.file("checkpoints.log"));
+    let run = log.verify();
+    run.expect_code(1)
+        .stderr_has(&["checkpoint #2 does not verify", "checkpoints.log"]);
+}
+
+#[test]
+fn checkpoint_signature_altered() {
+    let log = Log::standard();
+    let mut cps = stored_checkpoints(&log);
+    let note = String::from_utf8(cps.records[2].clone()).unwrap();
+    let sig_line = note.lines().last().unwrap();
+    let sig_b64 = sig_line.rsplit(' ').next().unwrap();
+    let mut sig = unb64(sig_b64);
+    assert_eq!(sig.len(), 4 + 64, "key id and Ed25519 signature");
+    sig[4 + 10] ^= 0x01;
+    let altered = note.replace(sig_b64, &b64(&sig));
+    cps.records[2] = altered.into_bytes();
+    cps.write(&log.file("checkpoints.log"));
+    log.verify()
+        .expect_code(1)
+        .stderr_has(&["checkpoint #2 does not verify", "checkpoints.log"]);
+}
+
+/// A checkpoint record in the middle of `checkpoints.log` whose bytes no longer match its
+/// checksum is damage, not a torn tail: a crash only ever tears the last record.
+#[test]
+fn checkpoint_record_damaged_mid_log() {
+    let log = Log::standard();
+    let cps = stored_checkpoints(&log);
+    let path = log.file("checkpoints.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[cps.offsets[1] + 8 + 12] ^= 0x01; // in checkpoint #1's text; checksum left stale
+    std::fs::write(&path, bytes).unwrap();
+    let run = log.verify();
+    run.expect_code(1);
+    let headline = run.stderr.lines().next().unwrap_or_default();
+    assert!(
+        headline.contains("checkpoints.log"),
+        "the failure should name checkpoints.log:\n{}",
+        run.stderr
+    );
+}
+
+/// Without the signing key, an attacker changes an event, rewrites the tree files to
+/// match, and damages the first record of `checkpoints.log` so that no signed root is
+/// checked any more. The log must not verify.
+#[test]
+fn field_changed_tree_rewritten_and_checkpoint_log_damaged() {
+    let log = Log::standard();
+    let index = first_success(&log, 57);
+    change_outcome(&log, SEALED, index);
+    rebuild_tree_files(&log);
+    let path = log.file("checkpoints.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[4] ^= 0x01; // checkpoint #0's checksum
+    std::fs::write(&path, bytes).unwrap();
+    log.verify().expect_code(1);
+}
+
+// --- Rollbacks and forks ----------------------------------------------------------------
+
+#[test]
+fn rolled_back_and_resigned() {
+    let mut log = Log::small(50);
+    let state_a = log.outside("state-a");
+    copy_dir(&log.data, &state_a);
+    log.append(events(1, 50, 0));
+    let trusted_b = log.outside("checkpoint-b.txt");
+    std::fs::write(&trusted_b, log.checkpoint()).unwrap();
+    let b_arg = trusted_b.to_str().unwrap();
+
+    // Restore the earlier state: consistent and validly signed on its own.
+    std::fs::remove_dir_all(&log.data).unwrap();
+    copy_dir(&state_a, &log.data);
+    log.verify().ok();
+    log.run(&["verify", "--trusted", b_arg])
+        .fails_at(50, &seg_name(0))
+        .stderr_has(&["rolled back", "checkpoint-b.txt"]);
+
+    // The attacker, holding the key, grows the old state past B with other events.
+    log.events.truncate(50);
+    log.append(events(2, 60, 0));
+    log.verify().ok();
+    log.run(&["verify", "--trusted", b_arg])
+        .fails_at(99, &seg_name(0))
+        .stderr_has(&["forked", "checkpoint-b.txt"]);
+}
+
+#[test]
+fn fork_with_same_key() {
+    let log = Log::small(50);
+    let fork1 = log.outside("fork1");
+    let fork2 = log.outside("fork2");
+    copy_dir(&log.data, &fork1);
+    copy_dir(&log.data, &fork2);
+    let append = |dir: &std::path::Path, batch| {
+        log.run_in(
+            dir,
+            &["append"],
+            &super::util::ndjson(&events(batch, 40, 0)),
+        )
+        .ok();
+    };
+    append(&fork1, 1);
+    append(&fork2, 2);
+    let cp1 = log.run_in(&fork1, &["checkpoint"], b"");
+    cp1.ok();
+    let cp1_path = log.outside("fork1-checkpoint.txt");
+    std::fs::write(&cp1_path, &cp1.stdout).unwrap();
+    let trusted = ["verify", "--trusted", cp1_path.to_str().unwrap()];
+
+    log.run_in(&fork1, &trusted, b"").ok();
+    log.run_in(&fork2, &["verify"], b"").ok();
+    log.run_in(&fork2, &trusted, b"")
+        .fails_at(89, &seg_name(0))
+        .stderr_has(&["forked", "fork1-checkpoint.txt"]);
+}
+
+// --- Tree files -------------------------------------------------------------------------
+
+fn flip_tree_entry(log: &Log, level: u8, entry: usize) {
+    let path = log.file(&format!("tree/level-{level:02}.hashes"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[entry * 32 + 5] ^= 0x80;
+    std::fs::write(&path, bytes).unwrap();
+}
+
+#[test]
+fn tree_file_changed() {
+    let log = Log::standard();
+    flip_tree_entry(&log, 0, 57);
+    log.verify().fails_at(57, &seg_name(SEALED));
+}
+
+#[test]
+fn tree_file_changed_above_the_leaves() {
+    let log = Log::standard();
+    // Node 7 of level 3 covers leaves 56..64; it is complete once leaf 63 is in.
+    flip_tree_entry(&log, 3, 7);
+    log.verify()
+        .fails_at(63, &seg_name(SEALED))
+        .stderr_has(&["level-03.hashes"]);
+}
+
+/// The tree files are synced before each checkpoint is signed, so up to the latest
+/// checkpoint they must be whole (the writer refuses to open otherwise, and proofs fail).
+#[test]
+fn tree_file_truncated() {
+    let log = Log::standard();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(log.file("tree/level-00.hashes"))
+        .unwrap();
+    f.set_len(100 * 32).unwrap();
+    log.verify().fails_at(100, "level-00.hashes");
+}

@@ -1,0 +1,165 @@
+//! `vellum serve`: the audit server.
+//!
+//! Owns the HTTP API of the contract (ingest, query, receipts, proofs, keys, health,
+//! metrics), API-key authentication with roles, and the server's own audit trail: every
+//! authentication, every read of the log, every key change, start and stop are events in
+//! the same log. It does not touch the data directory except through `vellum-store`, and
+//! it answers ingest only after the store says the events are durable.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod listener;
+pub mod metrics;
+pub mod routes;
+pub mod state;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use vellum_event::{Category, Event, Outcome};
+use vellum_store::{Role, Store};
+
+pub use config::{Config, ConfigError, Overrides};
+pub use routes::router;
+pub use state::{AppState, SharedState};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("opening the store: {0}")]
+    Store(#[from] vellum_store::StoreError),
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// Opens the store in `data`, prepares the state and, with no API keys yet, creates an
+/// admin key and returns its token (to be shown once).
+pub fn prepare(data: &Path, config: Config) -> Result<(SharedState, Option<String>), ServeError> {
+    let store = Store::open(data, config.store_options())?;
+    if let Some((path, at, bytes)) = &store.recovered().torn_tail {
+        tracing::warn!(file = %path.display(), offset = at, bytes, "cut a torn tail (never acknowledged)");
+    }
+    let state = Arc::new(AppState::new(store, config)?);
+    let mut token = None;
+    if state.keys.is_empty() {
+        let new = state.keys.create("initial-admin", Role::Admin)?;
+        let ev = state::key_event("key.created", &new.key, None)
+            .with_details(json!({"key_id": new.key.id, "name": new.key.name, "role": "admin", "reason": "first start: no keys"}));
+        state.store.append(vec![ev])?;
+        token = Some(new.token);
+    }
+    Ok((state, token))
+}
+
+/// Runs the server until `shutdown` resolves: records start and stop, applies retention
+/// periodically, drains in-flight requests, and closes the store (final checkpoint).
+pub async fn run(
+    state: SharedState,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let cfg = state.config.clone();
+    let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+        (Some(c), Some(k)) => Some(listener::tls_acceptor(c, k).map_err(ServeError::Tls)?),
+        _ => None,
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.server.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: cfg.server.listen,
+        source,
+    })?;
+    let started =
+        Event::new(Category::Admin, "server.started", Outcome::Success).with_details(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "listen": addr.to_string(),
+            "tls": tls.is_some(),
+            "config": {
+                "max_body_bytes": cfg.server.max_body_bytes,
+                "max_concurrent_ingest": cfg.server.max_concurrent_ingest,
+                "retention_days": cfg.retention.max_age_days,
+                "legal_hold": cfg.retention.legal_hold,
+                "checkpoint_interval_ms": cfg.store.checkpoint_interval_ms,
+                "brute_force_threshold": cfg.auth.brute_force_threshold,
+            },
+        }));
+    state.store.append_async(vec![started]).await?;
+    tracing::info!(%addr, tls = tls.is_some(), "listening");
+    println!(
+        "vellum: audit API on {}://{addr}",
+        if tls.is_some() { "https" } else { "http" }
+    );
+
+    let retention = tokio::spawn(retention_loop(state.clone()));
+    listener::serve(
+        listener,
+        tls,
+        routes::router(state.clone()),
+        shutdown,
+        Duration::from_secs(cfg.server.shutdown_grace_seconds),
+    )
+    .await;
+    retention.abort();
+    let stopped = Event::new(Category::Admin, "server.stopped", Outcome::Success)
+        .with_details(json!({"reason": "shutdown signal"}));
+    state.store.append_async(vec![stopped]).await?;
+    state.store.checkpoint_async().await?;
+    Ok(())
+}
+
+async fn retention_loop(state: SharedState) {
+    let every = Duration::from_secs(state.config.retention.check_interval_minutes.max(1) * 60);
+    loop {
+        let store = state.store.clone();
+        match tokio::task::spawn_blocking(move || store.prune(vellum_event::Timestamp::now())).await
+        {
+            Ok(Ok(r)) => {
+                if let Some(p) = r.pruned {
+                    tracing::info!(
+                        first = p.first_index,
+                        end = p.end_index,
+                        "retention pruned segments"
+                    );
+                }
+                if r.held_segments > 0 {
+                    tracing::info!(held = r.held_segments, "legal hold: expired segments kept");
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
+            Err(_) => {}
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {},
+                _ = i.recv() => {},
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
