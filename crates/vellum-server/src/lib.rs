@@ -41,6 +41,8 @@ pub enum ServeError {
     },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("query index: {0}")]
+    Index(#[from] vellum_index::IndexError),
 }
 
 /// Opens the store in `data`, prepares the state and, with no API keys yet, creates an
@@ -105,6 +107,15 @@ pub async fn run(
     );
 
     let retention = tokio::spawn(retention_loop(state.clone()));
+    let stop_indexer = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let indexer = {
+        let state = state.clone();
+        let stop = stop_indexer.clone();
+        std::thread::Builder::new()
+            .name("vellum-indexer".into())
+            .spawn(move || index_loop(&state, &stop))
+            .ok()
+    };
     listener::serve(
         listener,
         tls,
@@ -114,11 +125,29 @@ pub async fn run(
     )
     .await;
     retention.abort();
+    stop_indexer.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(t) = indexer {
+        let _ = t.join();
+    }
     let stopped = Event::new(Category::Admin, "server.stopped", Outcome::Success)
         .with_details(json!({"reason": "shutdown signal"}));
     state.store.append_async(vec![stopped]).await?;
     state.store.checkpoint_async().await?;
     Ok(())
+}
+
+/// Keeps the query index up to date with the log, in batches, until told to stop.
+fn index_loop(state: &SharedState, stop: &std::sync::atomic::AtomicBool) {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        match state.index.catch_up(&state.reader, 50_000) {
+            Ok(0) => std::thread::sleep(Duration::from_millis(100)),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "indexing failed; queries scan the unindexed part");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
 }
 
 async fn retention_loop(state: SharedState) {

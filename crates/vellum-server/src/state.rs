@@ -18,6 +18,8 @@ pub type SharedState = Arc<AppState>;
 pub struct AppState {
     pub store: Store,
     pub reader: LogReader,
+    /// The query index, kept up to date by a background thread (see `lib.rs`).
+    pub index: vellum_index::Index,
     pub keys: KeyRing,
     pub config: Config,
     pub limits: Limits,
@@ -27,10 +29,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, config: Config) -> Result<Self, vellum_store::StoreError> {
+    pub fn new(store: Store, config: Config) -> Result<Self, crate::ServeError> {
         let dir = store.layout().root().to_path_buf();
         let reader = LogReader::open(&dir)?;
+        let index = vellum_index::Index::open(store.layout())?;
         Ok(Self {
+            index,
             keys: KeyRing::load(ApiKeys::new(&dir))?,
             limits: Limits {
                 max_event_bytes: config.store.max_event_bytes,

@@ -30,6 +30,11 @@ impl Layout {
     pub fn root(&self) -> &Path {
         &self.root
     }
+    /// `DIR/index/`: derived query indexes, owned by `vellum-index`; deleting it loses
+    /// nothing (it is rebuilt from the log).
+    pub fn index_dir(&self) -> PathBuf {
+        self.root.join("index")
+    }
     pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }

@@ -2,8 +2,10 @@
 //! and nothing is written. Readers see every committed event (the `.idx` files are written
 //! right after each commit) and prove against signed checkpoints.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::{Arc, RwLock};
 
 use vellum_merkle::{Hash, LeafIndex, NodeId, NodeSource, TreeSize};
 use vellum_note::{Checkpoint, VerifierKey};
@@ -23,7 +25,21 @@ pub struct LogReader {
     origin: String,
     key: VerifierKey,
     tree: TreeReader,
+    /// Open segment and `.idx` files by first index, refreshed when a read misses.
+    open: RwLock<OpenSegments>,
 }
+
+/// A segment file and its `.idx`, open.
+type SegmentFiles = Arc<(File, File)>;
+
+#[derive(Debug, Default)]
+struct OpenSegments {
+    firsts: Vec<u64>,
+    files: HashMap<u64, SegmentFiles>,
+}
+
+/// Segments whose files a reader keeps open at once.
+const MAX_OPEN: usize = 16;
 
 /// An inclusion proof, as the CLI and the server hand it out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +60,7 @@ impl LogReader {
             layout,
             origin: meta.origin,
             key,
+            open: RwLock::new(OpenSegments::default()),
         })
     }
 
@@ -91,33 +108,68 @@ impl LogReader {
         checkpoints::latest(&self.layout, &self.key)?.ok_or(StoreError::NoCheckpoint)
     }
 
+    /// The segment holding `index` and its open files; `fresh` re-lists the directory.
+    fn segment_for(&self, index: u64, fresh: bool) -> Result<Option<(u64, SegmentFiles)>> {
+        if fresh {
+            let firsts = self.layout.list_segments()?;
+            if let Ok(mut open) = self.open.write() {
+                open.files.retain(|f, _| firsts.binary_search(f).is_ok());
+                open.firsts = firsts;
+            }
+        }
+        let first = {
+            let Ok(open) = self.open.read() else {
+                return Ok(None);
+            };
+            let Some(pos) = open.firsts.partition_point(|&f| f <= index).checked_sub(1) else {
+                return Ok(None);
+            };
+            let first = open.firsts[pos];
+            if let Some(files) = open.files.get(&first) {
+                return Ok(Some((first, files.clone())));
+            }
+            first
+        };
+        let seg_path = self.layout.segment(first);
+        let idx_path = self.layout.segment_index(first);
+        let seg = File::open(&seg_path).ctx(|| format!("opening {}", seg_path.display()))?;
+        let idx = File::open(&idx_path).ctx(|| format!("opening {}", idx_path.display()))?;
+        let files = Arc::new((seg, idx));
+        if let Ok(mut open) = self.open.write() {
+            if open.files.len() >= MAX_OPEN {
+                open.files.clear();
+            }
+            open.files.insert(first, files.clone());
+        }
+        Ok(Some((first, files)))
+    }
+
     /// The stored bytes of the event at `index` (the exact Merkle leaf bytes).
     pub fn read(&self, index: u64) -> Result<Vec<u8>> {
-        let firsts = self.layout.list_segments()?;
-        let Some(pos) = firsts.partition_point(|&f| f <= index).checked_sub(1) else {
+        let mut found = self.segment_for(index, false)?;
+        let mut entry = [0u8; IDX_ENTRY];
+        let mut ok = matches!(&found, Some((first, files))
+            if files.1.read_exact_at(&mut entry, (index - first) * IDX_ENTRY as u64).is_ok());
+        if !ok {
+            // A segment sealed or created since the last listing, or a pruned one.
+            found = self.segment_for(index, true)?;
+            ok = matches!(&found, Some((first, files))
+                if files.1.read_exact_at(&mut entry, (index - first) * IDX_ENTRY as u64).is_ok());
+        }
+        let Some((first, files)) = found.filter(|_| ok) else {
+            let firsts = self.layout.list_segments()?;
             return Err(match firsts.first() {
-                Some(&first) => StoreError::Pruned { index, first },
-                None => StoreError::IndexOutOfRange { index, size: 0 },
+                Some(&first) if index < first => StoreError::Pruned { index, first },
+                _ => StoreError::IndexOutOfRange {
+                    index,
+                    size: self.size()?,
+                },
             });
         };
-        let first = firsts[pos];
-        let idx_path = self.layout.segment_index(first);
-        let idx = File::open(&idx_path).ctx(|| format!("opening {}", idx_path.display()))?;
-        let mut e = [0u8; IDX_ENTRY];
-        if idx
-            .read_exact_at(&mut e, (index - first) * IDX_ENTRY as u64)
-            .is_err()
-        {
-            return Err(StoreError::IndexOutOfRange {
-                index,
-                size: self.size()?,
-            });
-        }
         let mut off = [0u8; 8];
-        off.copy_from_slice(&e[..8]);
+        off.copy_from_slice(&entry[..8]);
         let path = self.layout.segment(first);
-        let file = File::open(&path).ctx(|| format!("opening {}", path.display()))?;
-        let payload = segment::read_record_at(&file, &path, u64::from_le_bytes(off))?;
+        let payload = segment::read_record_at(&files.0, &path, u64::from_le_bytes(off))?;
         if vellum_event::StoredEvent::index_of(&payload) != Some(index) {
             return Err(StoreError::corrupt(
                 &path,

@@ -366,6 +366,9 @@ pub(crate) fn scan_records(
         let skip = from.saturating_sub(first);
         let start_offset = if skip == 0 {
             segment::HEADER_LEN
+        } else if skip >= idx_len(layout, first)? {
+            // `from` is past this segment's records: the log's end, or the next segment.
+            continue;
         } else {
             idx_offset(layout, first, skip)?
         };

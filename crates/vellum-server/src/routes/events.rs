@@ -1,7 +1,5 @@
 //! `POST /v1/events` (ingest), `GET /v1/events` (query), `GET /v1/events/{index}`.
 
-use std::ops::ControlFlow;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -9,9 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use vellum_event::{
-    BodyFormat, Category, Event, Filter, Outcome, StoredEvent, Timestamp, parse_batch,
-};
+use vellum_event::{BodyFormat, Category, Event, Filter, Outcome, Timestamp, parse_batch};
 use vellum_store::Role;
 
 use crate::auth::Caller;
@@ -198,7 +194,7 @@ pub struct WithReceipt {
     receipt: vellum_store::Receipt,
 }
 
-/// Scans from `from`; returns the matches and where to continue (None at the end).
+/// One page from the query index: the matches and where to continue (None at the end).
 fn scan(
     state: &SharedState,
     filter: &Filter,
@@ -206,30 +202,30 @@ fn scan(
     limit: usize,
     budget: u64,
 ) -> AppResult<(Vec<Box<RawValue>>, Option<u64>)> {
-    let mut out = Vec::new();
-    let mut examined = 0u64;
-    let mut next = None;
-    state.reader.scan(from, |index, bytes| {
-        if out.len() >= limit || examined >= budget {
-            next = Some(index);
-            return Ok(ControlFlow::Break(()));
-        }
-        examined += 1;
-        let keep = filter.is_empty()
-            || StoredEvent::parse(bytes)
-                .map(|s| filter.matches(&s))
-                .unwrap_or(false);
-        if keep {
-            if let Some(raw) = std::str::from_utf8(bytes)
-                .ok()
-                .and_then(|s| RawValue::from_string(s.to_string()).ok())
-            {
-                out.push(raw);
+    let page = state
+        .index
+        .query(&state.reader, filter, from, limit, budget)
+        .map_err(|e| match e {
+            vellum_index::IndexError::Store(s) => AppError::from(s),
+            other => {
+                tracing::error!(error = %other, "query index");
+                AppError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
             }
-        }
-        Ok(ControlFlow::Continue(()))
-    })?;
-    Ok((out, next))
+        })?;
+    let events = page
+        .events
+        .into_iter()
+        .filter_map(|b| {
+            String::from_utf8(b)
+                .ok()
+                .and_then(|s| RawValue::from_string(s).ok())
+        })
+        .collect();
+    Ok((events, page.next))
 }
 
 /// One event with its receipt (a checkpoint is signed on demand if none covers it yet).

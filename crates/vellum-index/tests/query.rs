@@ -1,0 +1,131 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The index answers exactly what a full scan with the same filter answers, page after
+//! page, whatever part of the log is indexed.
+
+use proptest::prelude::*;
+use vellum_event::{Category, Event, Filter, Outcome, StoredEvent, Timestamp};
+use vellum_index::Index;
+use vellum_store::{LogReader, Options, Store};
+
+fn event(n: u64, user: u8, ip: u8, cat: u8, fail: bool, t: i64) -> Event {
+    let category = Category::ALL[cat as usize % 6];
+    let mut e = Event::new(
+        category,
+        format!("act{}", n % 3),
+        if fail {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        },
+    );
+    e.id = format!("e{n}").parse().unwrap();
+    e.time = Timestamp::from_unix_micros(1_795_000_000_000_000 + t as i128 * 1_000_000).unwrap();
+    e.actor = serde_json::from_value(serde_json::json!({"user": format!("u{user}")})).ok();
+    e.source = serde_json::from_value(serde_json::json!({"ip": format!("10.0.0.{ip}")})).ok();
+    e
+}
+
+fn all_pages(
+    index: &Index,
+    reader: &LogReader,
+    filter: &Filter,
+    limit: usize,
+    budget: u64,
+) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut cursor = 0;
+    for _ in 0..10_000 {
+        let page = index.query(reader, filter, cursor, limit, budget).unwrap();
+        assert!(page.events.len() <= limit);
+        assert!(page.examined <= budget);
+        out.extend(
+            page.events
+                .iter()
+                .map(|b| StoredEvent::index_of(b).unwrap()),
+        );
+        match page.next {
+            Some(n) => {
+                assert!(n >= cursor, "cursors move forward");
+                cursor = n;
+            }
+            None => return out,
+        }
+    }
+    panic!("paging did not finish");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #[test]
+    fn index_query_equals_a_full_scan(
+        events in prop::collection::vec((0u8..4, 0u8..5, 0u8..6, any::<bool>(), 0i64..10_000), 1..300),
+        indexed_part in 0u64..400,
+        user in prop::option::of(0u8..4),
+        ip in prop::option::of(0u8..5),
+        cat in prop::option::of(0u8..6),
+        outcome in prop::option::of(any::<bool>()),
+        since in prop::option::of(0i64..10_000),
+        limit in 1usize..40,
+        budget in 1u64..100,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Options { segment_max_bytes: 16 << 10, ..Options::default() }).unwrap();
+        let evs: Vec<Event> = events.iter().enumerate()
+            .map(|(n, &(u, i, c, f, t))| event(n as u64, u, i, c, f, t)).collect();
+        store.append(evs).unwrap();
+        let reader = LogReader::open(dir.path()).unwrap();
+        let index = Index::open(store.layout()).unwrap();
+        index.catch_up(&reader, indexed_part).unwrap();
+        let filter = Filter {
+            user: user.map(|u| format!("u{u}")),
+            ip: ip.map(|i| format!("10.0.0.{i}")),
+            category: cat.map(|c| Category::ALL[c as usize]),
+            outcome: outcome.map(|f| if f { Outcome::Failure } else { Outcome::Success }),
+            since: since.map(|t| Timestamp::from_unix_micros(1_795_000_000_000_000 + t as i128 * 1_000_000).unwrap()),
+            ..Filter::default()
+        };
+        let mut want = Vec::new();
+        reader.for_each(0, reader.size().unwrap(), |i, b| {
+            if filter.matches(&StoredEvent::parse(b).unwrap()) { want.push(i); }
+            Ok(())
+        }).unwrap();
+        let got = all_pages(&index, &reader, &filter, limit, budget);
+        prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn catch_up_indexes_everything_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    store
+        .append(
+            (0..5000)
+                .map(|n| event(n, (n % 7) as u8, 1, 2, false, n as i64))
+                .collect(),
+        )
+        .unwrap();
+    let reader = LogReader::open(dir.path()).unwrap();
+    let index = Index::open(store.layout()).unwrap();
+    let mut total = 0;
+    loop {
+        let n = index.catch_up(&reader, 1000).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    assert_eq!(total, 5000);
+    assert_eq!(index.indexed().unwrap(), 5000);
+    let filter = Filter {
+        user: Some("u3".into()),
+        ..Filter::default()
+    };
+    let page = index.query(&reader, &filter, 0, 1000, 1_000_000).unwrap();
+    assert_eq!(page.events.len(), (0..5000).filter(|n| n % 7 == 3).count());
+    assert_eq!(
+        page.examined as usize,
+        page.events.len(),
+        "postings lead straight to matches"
+    );
+}
