@@ -20,9 +20,33 @@ pub struct StoredCheckpoint {
     pub note: String,
 }
 
-/// Reads every checkpoint note in the log. A torn last record (a crash while appending)
-/// is reported through `torn`, not as an error.
-pub(crate) fn read_all(layout: &Layout) -> Result<(Vec<StoredCheckpoint>, Option<u64>)> {
+/// What `checkpoints.log` holds.
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointLog {
+    /// The intact records before any damage, in order.
+    pub list: Vec<StoredCheckpoint>,
+    /// A torn last record (a crash while appending) starts here; it is cut on next open.
+    pub torn: Option<u64>,
+    /// A damaged record that is not the last one: the log was altered or the disk lost data.
+    pub damaged: Option<(u64, &'static str)>,
+}
+
+impl CheckpointLog {
+    /// The intact checkpoints, or an error if a record before the end is damaged.
+    pub(crate) fn intact(self, layout: &Layout) -> Result<Vec<StoredCheckpoint>> {
+        match self.damaged {
+            Some((at, why)) => Err(StoreError::corrupt(
+                layout.file(layout::CHECKPOINTS),
+                format!("{why} at offset {at}, before the end of the log: it was altered"),
+            )),
+            None => Ok(self.list),
+        }
+    }
+}
+
+/// Reads every checkpoint note in the log. Only a bad record that runs to the end of the
+/// file is a torn tail; one followed by more bytes is damage.
+pub(crate) fn read_all(layout: &Layout) -> Result<CheckpointLog> {
     let path = layout.file(layout::CHECKPOINTS);
     let mut bytes = Vec::new();
     match File::open(&path) {
@@ -30,32 +54,57 @@ pub(crate) fn read_all(layout: &Layout) -> Result<(Vec<StoredCheckpoint>, Option
             f.read_to_end(&mut bytes)
                 .ctx(|| format!("reading {}", path.display()))?;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CheckpointLog::default()),
         Err(e) => return Err(e).ctx(|| format!("reading {}", path.display())),
     }
-    let mut out = Vec::new();
+    let mut out = CheckpointLog::default();
     let mut pos = 0usize;
     loop {
-        match record::decode(&bytes[pos..], true) {
+        let rest = &bytes[pos..];
+        match record::decode(rest, true) {
             Frame::Record(p) => {
-                let note = std::str::from_utf8(p).map_err(|_| {
-                    StoreError::corrupt(&path, format!("checkpoint {} is not UTF-8", out.len()))
-                })?;
-                out.push(StoredCheckpoint {
-                    seq: out.len(),
+                let Ok(note) = std::str::from_utf8(p) else {
+                    out.damaged = Some((pos as u64, "a checkpoint that is not UTF-8"));
+                    return Ok(out);
+                };
+                out.list.push(StoredCheckpoint {
+                    seq: out.list.len(),
                     note: note.to_string(),
                 });
                 pos += record::HEADER_LEN + p.len();
             }
-            Frame::End => return Ok((out, None)),
-            Frame::Incomplete { .. } | Frame::Bad(_) => return Ok((out, Some(pos as u64))),
+            Frame::End if rest.is_empty() => return Ok(out),
+            Frame::End if rest.iter().all(|&b| b == 0) => {
+                out.torn = Some(pos as u64);
+                return Ok(out);
+            }
+            Frame::End => {
+                out.damaged = Some((pos as u64, "a zeroed record header"));
+                return Ok(out);
+            }
+            Frame::Incomplete { .. } | Frame::Bad(_) => {
+                let claimed_end = (rest.len() >= record::HEADER_LEN).then(|| {
+                    record::HEADER_LEN
+                        + u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize
+                });
+                match claimed_end {
+                    Some(end) if end < rest.len() => {
+                        out.damaged = Some((
+                            pos as u64,
+                            "a checkpoint record whose checksum does not match",
+                        ));
+                    }
+                    _ => out.torn = Some(pos as u64),
+                }
+                return Ok(out);
+            }
         }
     }
 }
 
 /// The latest checkpoint, verified with `key`.
 pub(crate) fn latest(layout: &Layout, key: &VerifierKey) -> Result<Option<(Checkpoint, String)>> {
-    let (all, _) = read_all(layout)?;
+    let all = read_all(layout)?.intact(layout)?;
     match all.last() {
         None => Ok(None),
         Some(c) => {
@@ -82,7 +131,9 @@ impl CheckpointWriter {
     /// Opens the log for appending, cutting a torn last record.
     pub(crate) fn open(layout: &Layout) -> Result<(Self, Option<u64>)> {
         let path = layout.file(layout::CHECKPOINTS);
-        let (_, torn) = read_all(layout)?;
+        let log = read_all(layout)?;
+        let torn = log.torn;
+        log.intact(layout)?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)

@@ -100,7 +100,7 @@ impl LogReader {
 
     /// Every checkpoint note ever issued, oldest first.
     pub fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>> {
-        Ok(checkpoints::read_all(&self.layout)?.0)
+        checkpoints::read_all(&self.layout)?.intact(&self.layout)
     }
 
     /// The latest checkpoint, verified with the log's key, and its note.

@@ -145,7 +145,7 @@ pub(crate) fn open_writer(layout: &Layout, options: &Options) -> Result<(Writer,
     let now = Timestamp::now().unix_micros() as i64;
     let seg = match firsts.last() {
         None => ActiveSegment::create(layout, log_start, now)?,
-        Some(&first) => reopen_active(layout, first, &mut recovered)?,
+        Some(&first) => reopen_active(layout, first, synced, &mut recovered)?,
     };
     let size = seg.first_index + seg.count;
     recovered.tree_size = size;
@@ -260,7 +260,12 @@ pub(crate) fn idx_len(layout: &Layout, first: u64) -> Result<u64> {
     Ok(len / IDX_ENTRY as u64)
 }
 
-fn reopen_active(layout: &Layout, first: u64, recovered: &mut Recovered) -> Result<ActiveSegment> {
+fn reopen_active(
+    layout: &Layout,
+    first: u64,
+    synced: u64,
+    recovered: &mut Recovered,
+) -> Result<ActiveSegment> {
     let path = layout.segment(first);
     let idx_path = layout.segment_index(first);
     let file = OpenOptions::new()
@@ -291,6 +296,21 @@ fn reopen_active(layout: &Layout, first: u64, recovered: &mut Recovered) -> Resu
     })?;
     if let Some(why) = bad {
         return Err(StoreError::corrupt(&path, why));
+    }
+    if first + count < synced {
+        // Not a torn tail: a signed checkpoint covers events past the last intact record.
+        // Cutting or re-indexing would destroy acknowledged events and the evidence;
+        // refuse and change nothing.
+        let what = end.damage.unwrap_or("the segment ends");
+        return Err(StoreError::corrupt(
+            &path,
+            format!(
+                "{what} at offset {} (index {}), but the latest checkpoint covers {synced} events: \
+                 acknowledged events are missing or damaged; nothing was changed (run `vellum verify`)",
+                end.end,
+                first + count
+            ),
+        ));
     }
     if end.damage.is_some() {
         // Cut the torn tail: zero everything after the last intact record.

@@ -117,7 +117,17 @@ pub fn verify(dir: impl Into<PathBuf>, opts: &VerifyOptions<'_>) -> Result<Repor
 
     // Sizes at which the recomputed root must match something signed.
     let mut checks: BTreeMap<u64, Vec<Check>> = BTreeMap::new();
-    let (stored, torn) = crate::checkpoints::read_all(&layout)?;
+    let cp_log = crate::checkpoints::read_all(&layout)?;
+    let (stored, torn) = (cp_log.list, cp_log.torn);
+    if let Some((at, why)) = cp_log.damaged {
+        report.problems.push(Problem {
+            index: None,
+            file: Some(cp_path.clone()),
+            what: format!(
+                "{why} at offset {at}, followed by more records: the checkpoint log was altered"
+            ),
+        });
+    }
     if let Some(at) = torn {
         report.notes.push(format!(
             "checkpoints.log ends in a torn record at offset {at} (cut on next open)"
@@ -204,21 +214,38 @@ pub fn verify(dir: impl Into<PathBuf>, opts: &VerifyOptions<'_>) -> Result<Repor
         .filter_map(|&f| std::fs::metadata(layout.segment(f)).ok())
         .map(|m| m.len())
         .sum();
-    let mut stored_nodes = NodeCursors::new(&layout);
+    let mut stored_nodes = NodeCursors::new(&layout, last_size);
     let mut expected = start;
     let mut done_bytes = 0u64;
     let mut tail_damage: Option<Problem> = None;
     'segments: for (n, &first) in firsts.iter().enumerate() {
         let path = layout.segment(first);
         if first != expected {
+            // Events missing from the end of the previous segment (its .idx still lists
+            // them) are that segment's fault; otherwise a whole segment is gone.
+            let prev = n.checked_sub(1).map(|p| firsts[p]);
+            let listed =
+                prev.and_then(|p| crate::recovery::idx_len(&layout, p).ok().map(|c| p + c));
+            let (file, what) = match (prev, listed) {
+                (Some(p), Some(listed)) if first > expected && listed > expected => (
+                    layout.segment(p),
+                    format!(
+                        "the segment ends at index {expected} but its index lists records up to {listed}: events were removed from its end"
+                    ),
+                ),
+                _ if first > expected => (
+                    path.clone(),
+                    format!("indexes {expected}..{first} are missing: a segment was removed"),
+                ),
+                _ => (
+                    path.clone(),
+                    format!("the segment starts at {first}, overlapping indexes before {expected}"),
+                ),
+            };
             report.problems.push(Problem {
                 index: Some(expected),
-                file: Some(path.clone()),
-                what: if first > expected {
-                    format!("indexes {expected}..{first} are missing: a segment was removed")
-                } else {
-                    format!("the segment starts at {first}, overlapping indexes before {expected}")
-                },
+                file: Some(file),
+                what,
             });
             break;
         }
@@ -382,6 +409,9 @@ fn check_root(report: &mut Report, size: u64, root: Hash, list: &[Check], file: 
 struct NodeCursors {
     layout: Layout,
     levels: Vec<Option<Cursor>>,
+    /// Nodes over leaves below this size must be stored (a checkpoint of it was signed
+    /// after the tree files were synced).
+    required: u64,
 }
 
 struct Cursor {
@@ -392,10 +422,11 @@ struct Cursor {
 }
 
 impl NodeCursors {
-    fn new(layout: &Layout) -> Self {
+    fn new(layout: &Layout, required: u64) -> Self {
         Self {
             layout: layout.clone(),
             levels: Vec::new(),
+            required,
         }
     }
 
@@ -431,6 +462,16 @@ impl NodeCursors {
                 Err(e) => return Some(format!("reading {}: {e}", path.display())),
             }
             if c.buf.len() < 32 {
+                let covered = (id.index + 1)
+                    .checked_shl(u32::from(id.level))
+                    .unwrap_or(u64::MAX);
+                if covered <= self.required {
+                    return Some(format!(
+                        "tree file {} ends before node {} although a checkpoint covers it: it was truncated",
+                        path.display(),
+                        id.index
+                    ));
+                }
                 // Past the end of what was written: the leaf is newer than the tree files
                 // (the writer is behind or was killed); nothing stored to compare with.
                 return None;

@@ -18,9 +18,10 @@ fn append_refused(log: &Log, expect: &[&str]) {
     assert_same(&before, &log.snapshot());
 }
 
-/// Read-only commands fail cleanly (exit 1 or 2, no panic).
+/// Read-only commands end cleanly: an exit status of the contract, no panic. (Some, like
+/// `checkpoint`, need not read the damaged file at all.)
 #[track_caller]
-fn readers_fail_cleanly(log: &Log) {
+fn readers_do_not_panic(log: &Log) {
     for args in [
         &["verify"][..],
         &["checkpoint"],
@@ -31,7 +32,7 @@ fn readers_fail_cleanly(log: &Log) {
     ] {
         let run = log.run(args);
         assert!(
-            run.code == 1 || run.code == 2,
+            (0..=2).contains(&run.code),
             "`vellum {}` exited {}:\n{}",
             args.join(" "),
             run.code,
@@ -46,7 +47,10 @@ fn foreign_file_in_segments_dir() {
     let log = Log::small(5);
     std::fs::write(log.file("segments/notes.txt"), "remember the milk\n").unwrap();
     append_refused(&log, &["segments/notes.txt", "foreign file"]);
-    readers_fail_cleanly(&log);
+    readers_do_not_panic(&log);
+    log.run(&["verify"])
+        .expect_code(2)
+        .stderr_has(&["segments/notes.txt"]);
 }
 
 #[test]
@@ -54,7 +58,10 @@ fn garbage_vellum_json() {
     let log = Log::small(5);
     std::fs::write(log.file("vellum.json"), "{\"format\": 1, oops").unwrap();
     append_refused(&log, &["vellum.json"]);
-    readers_fail_cleanly(&log);
+    readers_do_not_panic(&log);
+    log.run(&["verify"])
+        .expect_code(2)
+        .stderr_has(&["vellum.json"]);
 }
 
 #[test]
@@ -64,7 +71,7 @@ fn vellum_json_of_an_unknown_format() {
     let text = text.replacen("\"format\": 1", "\"format\": 99", 1);
     std::fs::write(log.file("vellum.json"), text).unwrap();
     append_refused(&log, &["vellum.json", "format 99"]);
-    readers_fail_cleanly(&log);
+    readers_do_not_panic(&log);
 }
 
 #[test]
@@ -147,9 +154,9 @@ fn damaged_checkpoint_record_is_not_cut() {
     let log = Log::standard();
     let path = log.file("checkpoints.log");
     let cps = Framed::read_checkpoints(&path);
-    assert_eq!(cps.records.len(), 4);
+    assert!(cps.records.len() >= 4, "0, 300, 600 and 900 events");
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[cps.offsets[1] + 8 + 12] ^= 0x01;
+    bytes[cps.offsets[1] + 8 + 12] ^= 0x01; // in its text; the checksum left stale
     std::fs::write(&path, bytes).unwrap();
     append_refused(&log, &["checkpoints.log"]);
 }

@@ -192,7 +192,7 @@ fn cut_in_record(log: &Log, first: u64, n: usize) {
 }
 
 #[test]
-fn sealed_segment_truncated() {
+fn segment_truncated_sealed() {
     let log = Log::standard();
     cut_in_record(&log, SEALED, 57);
     log.verify()
@@ -201,7 +201,7 @@ fn sealed_segment_truncated() {
 }
 
 #[test]
-fn active_segment_truncated() {
+fn segment_truncated_active() {
     let log = Log::standard();
     cut_in_record(&log, ACTIVE, 57);
     log.verify()
@@ -212,7 +212,7 @@ fn active_segment_truncated() {
 /// Cut exactly between two records, a sealed segment looks whole on its own; the chain
 /// of first indexes shows events are missing, and they are missing from this segment.
 #[test]
-fn sealed_segment_truncated_at_record_boundary() {
+fn segment_truncated_at_record_boundary() {
     let log = Log::standard();
     let path = log.segment(SEALED);
     let seg = Framed::read_segment(&path);
@@ -243,22 +243,19 @@ fn first_segment_deleted() {
 
 // --- Checkpoints ------------------------------------------------------------------------
 
-/// The stored checkpoints, checked to be those the standard log should have.
-fn stored_checkpoints(log: &Log) -> Framed {
+/// The stored checkpoints and the position of the one of `size` in `checkpoints.log`.
+fn stored_checkpoint(log: &Log, size: u64) -> (Framed, usize) {
     let cps = Framed::read_checkpoints(&log.file("checkpoints.log"));
-    let sizes: Vec<String> = cps
+    let sizes: Vec<u64> = cps
         .records
         .iter()
-        .map(|r| {
-            String::from_utf8_lossy(r)
-                .lines()
-                .nth(1)
-                .unwrap()
-                .to_string()
-        })
+        .map(|r| super::util::checkpoint_fields(&String::from_utf8_lossy(r)).0)
         .collect();
-    assert_eq!(sizes, ["0", "300", "600", "900"]);
-    cps
+    for want in [0, 300, 600, 900] {
+        assert!(sizes.contains(&want), "no checkpoint of {want}: {sizes:?}");
+    }
+    let seq = sizes.iter().position(|&s| s == size).unwrap();
+    (cps, seq)
 }
 
 /// The signed text of a note: everything up to and including the blank line's `\n`.
@@ -270,35 +267,37 @@ fn note_text(note: &str) -> &str {
 #[test]
 fn checkpoint_replaced_by_one_signed_with_another_key() {
     let log = Log::standard();
-    let mut cps = stored_checkpoints(&log);
-    let original = String::from_utf8(cps.records[2].clone()).unwrap();
+    let (mut cps, seq) = stored_checkpoint(&log, 600);
+    let original = String::from_utf8(cps.records[seq].clone()).unwrap();
     // The very same checkpoint text (size and root are right), signed by a stranger.
     let stranger = Signer::from_seed("test/log".parse::<KeyName>().unwrap(), [7; 32]);
     let forged = stranger.sign(note_text(&original)).unwrap();
     assert_ne!(forged, original);
-    cps.records[2] = forged.into_bytes();
+    cps.records[seq] = forged.into_bytes();
     cps.write(&log.file("checkpoints.log"));
-    let run = log.verify();
-    run.expect_code(1)
-        .stderr_has(&["checkpoint #2 does not verify", "checkpoints.log"]);
+    log.verify().expect_code(1).stderr_has(&[
+        &format!("checkpoint #{seq} does not verify"),
+        "checkpoints.log",
+    ]);
 }
 
 #[test]
-fn checkpoint_signature_altered() {
+fn checkpoint_replaced_with_signature_altered() {
     let log = Log::standard();
-    let mut cps = stored_checkpoints(&log);
-    let note = String::from_utf8(cps.records[2].clone()).unwrap();
+    let (mut cps, seq) = stored_checkpoint(&log, 600);
+    let note = String::from_utf8(cps.records[seq].clone()).unwrap();
     let sig_line = note.lines().last().unwrap();
     let sig_b64 = sig_line.rsplit(' ').next().unwrap();
     let mut sig = unb64(sig_b64);
     assert_eq!(sig.len(), 4 + 64, "key id and Ed25519 signature");
     sig[4 + 10] ^= 0x01;
     let altered = note.replace(sig_b64, &b64(&sig));
-    cps.records[2] = altered.into_bytes();
+    cps.records[seq] = altered.into_bytes();
     cps.write(&log.file("checkpoints.log"));
-    log.verify()
-        .expect_code(1)
-        .stderr_has(&["checkpoint #2 does not verify", "checkpoints.log"]);
+    log.verify().expect_code(1).stderr_has(&[
+        &format!("checkpoint #{seq} does not verify"),
+        "checkpoints.log",
+    ]);
 }
 
 /// A checkpoint record in the middle of `checkpoints.log` whose bytes no longer match its
@@ -306,16 +305,15 @@ fn checkpoint_signature_altered() {
 #[test]
 fn checkpoint_record_damaged_mid_log() {
     let log = Log::standard();
-    let cps = stored_checkpoints(&log);
+    let (cps, seq) = stored_checkpoint(&log, 300);
     let path = log.file("checkpoints.log");
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[cps.offsets[1] + 8 + 12] ^= 0x01; // in checkpoint #1's text; checksum left stale
+    bytes[cps.offsets[seq] + 8 + 12] ^= 0x01; // in its text; the checksum left stale
     std::fs::write(&path, bytes).unwrap();
     let run = log.verify();
     run.expect_code(1);
-    let headline = run.stderr.lines().next().unwrap_or_default();
     assert!(
-        headline.contains("checkpoints.log"),
+        run.headline().contains("checkpoints.log"),
         "the failure should name checkpoints.log:\n{}",
         run.stderr
     );

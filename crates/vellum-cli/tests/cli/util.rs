@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
@@ -64,16 +65,21 @@ impl Run {
         self
     }
 
+    /// The line of `vellum verify`'s stderr that reports the first problem.
+    #[track_caller]
+    pub fn headline(&self) -> &str {
+        self.stderr
+            .lines()
+            .find(|l| l.contains("verification FAILED"))
+            .unwrap_or_else(|| panic!("no failure headline in:\n{}", self.stderr))
+    }
+
     /// Asserts `vellum verify` failed (exit 1) and that its headline names `index` and a
     /// path ending in `file`.
     #[track_caller]
     pub fn fails_at(&self, index: u64, file: &str) -> &Self {
         self.expect_code(1);
-        let line = self
-            .stderr
-            .lines()
-            .find(|l| l.contains("verification FAILED"))
-            .unwrap_or_else(|| panic!("no failure headline in:\n{}", self.stderr));
+        let line = self.headline();
         assert!(
             line.contains(&format!("index {index}:")),
             "the failure should name index {index}:\n{}",
@@ -251,18 +257,15 @@ impl Log {
 
     /// Three appends of [`PER_APPEND`] events of ~2 KB with 1 MiB segments: the segments
     /// start at 0, 300 and 600 (the last one active), and the checkpoints cover 0, 300,
-    /// 600 and 900 events.
+    /// 600 and 900 events. Built once per test run and copied, to keep the suite fast.
     pub fn standard() -> Log {
-        let mut log = Log::empty();
-        for batch in 0..3 {
-            log.append(events(batch, PER_APPEND as usize, 1800));
+        let (template, evs) = standard_template();
+        let log = Log::empty();
+        copy_dir(template, &log.data);
+        Log {
+            events: evs.clone(),
+            ..log
         }
-        assert_eq!(
-            log.segment_firsts(),
-            vec![0, PER_APPEND, 2 * PER_APPEND],
-            "the standard log should have one segment per append"
-        );
-        log
     }
 
     /// A path inside the temporary folder, outside the data directory.
@@ -352,6 +355,43 @@ impl Log {
     pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
         snapshot(&self.data)
     }
+}
+
+/// Builds the standard log in `CARGO_TARGET_TMPDIR/standard-log-<pid>` (once per test
+/// process), after removing those that earlier, finished runs left behind.
+fn standard_template() -> &'static (PathBuf, Vec<Ev>) {
+    static TEMPLATE: OnceLock<(PathBuf, Vec<Ev>)> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        std::fs::create_dir_all(scratch).expect("target tmp dir");
+        for entry in std::fs::read_dir(scratch)
+            .expect("target tmp dir")
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("standard-log-")
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let data = scratch.join(format!("standard-log-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        let mut log = Log {
+            tmp: tempfile::tempdir().expect("tempdir"),
+            data: data.clone(),
+            events: Vec::new(),
+        };
+        for batch in 0..3 {
+            log.append(events(batch, PER_APPEND as usize, 1800));
+        }
+        assert_eq!(
+            log.segment_firsts(),
+            vec![0, PER_APPEND, 2 * PER_APPEND],
+            "the standard log should have one segment per append"
+        );
+        (data, log.events)
+    })
 }
 
 /// `<first, 20 digits>.seg`.
