@@ -436,8 +436,11 @@ impl NodeCursors {
         while self.levels.len() <= level {
             self.levels.push(None);
         }
-        let path = self.layout.tree_level(id.level);
+        let layout = &self.layout;
+        // Only formatted on the error paths: this runs once per tree node.
+        let path = || layout.tree_level(id.level);
         if self.levels[level].is_none() {
+            let path = path();
             let mut file = match File::open(&path) {
                 Ok(f) => f,
                 Err(_) => return Some(format!("tree file {} is missing", path.display())),
@@ -459,7 +462,7 @@ impl NodeCursors {
             let mut chunk = vec![0u8; 1 << 20];
             match c.file.read(&mut chunk) {
                 Ok(n) => c.buf.extend_from_slice(&chunk[..n]),
-                Err(e) => return Some(format!("reading {}: {e}", path.display())),
+                Err(e) => return Some(format!("reading {}: {e}", path().display())),
             }
             if c.buf.len() < 32 {
                 let covered = (id.index + 1)
@@ -468,7 +471,7 @@ impl NodeCursors {
                 if covered <= self.required {
                     return Some(format!(
                         "tree file {} ends before node {} although a checkpoint covers it: it was truncated",
-                        path.display(),
+                        path().display(),
                         id.index
                     ));
                 }
@@ -488,7 +491,7 @@ impl NodeCursors {
                     "tree node {} of level {} in {} differs from the recomputed one",
                     id.index,
                     id.level,
-                    path.display()
+                    path().display()
                 )
             });
         }
