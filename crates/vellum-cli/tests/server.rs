@@ -246,6 +246,7 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env("VELLUM_LOG", "info")
+            .env("NO_COLOR", "1")
             .env_remove("VELLUM_DATA")
             .env_remove("VELLUM_LISTEN")
             .stdin(Stdio::null())
@@ -420,6 +421,29 @@ fn read_log(data: &Path) -> Vec<StoredEvent> {
     reader
         .for_each(0, size, |_, bytes| {
             out.push(StoredEvent::parse(bytes).unwrap());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(out.len() as u64, size, "events stored vs. log size");
+    out
+}
+
+/// The id of every stored event, read from the fixed prefix of the stored bytes
+/// (`{"index":N,"received":"…","id":"…",`; quicker than parsing 100,000 events).
+fn read_ids(data: &Path) -> Vec<String> {
+    let reader = LogReader::open(data).unwrap();
+    let size = reader.size().unwrap();
+    let mut out = Vec::with_capacity(size as usize);
+    reader
+        .for_each(0, size, |index, bytes| {
+            let text = std::str::from_utf8(bytes).unwrap();
+            let at = text
+                .find(",\"id\":\"")
+                .unwrap_or_else(|| panic!("event {index} has no id: {text}"));
+            let rest = &text[at + 7..];
+            let end = rest.find('"').unwrap();
+            assert!(!rest[..end].contains('\\'), "{text}");
+            out.push(rest[..end].to_string());
             Ok(())
         })
         .unwrap();
@@ -638,14 +662,26 @@ fn kill_9_mid_stream_loses_and_duplicates_nothing() {
         "a query returned an event twice"
     );
 
+    eprintln!("e2e: queried after {:?}", started.elapsed());
     let stderr = server.stop();
+    eprintln!("e2e: stopped after {:?}", started.elapsed());
 
-    let log = read_log(&data);
+    let ids = read_ids(&data);
+    eprintln!("e2e: read after {:?}", started.elapsed());
     let mut count: HashMap<&str, u32> = HashMap::new();
-    for e in &log {
-        let id = e.event.id.as_str();
-        if id.starts_with('c') && id.contains('-') && e.event.category == Category::ApiRequest {
-            *count.entry(id).or_default() += 1;
+    for id in &ids {
+        // Client events are `c{client}-{n}`; the server's own have UUIDs.
+        let client_event = id
+            .strip_prefix('c')
+            .and_then(|r| r.split_once('-'))
+            .is_some_and(|(c, n)| {
+                !c.is_empty()
+                    && !n.is_empty()
+                    && c.bytes().all(|b| b.is_ascii_digit())
+                    && n.bytes().all(|b| b.is_ascii_digit())
+            });
+        if client_event {
+            *count.entry(id.as_str()).or_default() += 1;
         }
     }
     let missing: Vec<_> = acked_ids
@@ -662,6 +698,7 @@ fn kill_9_mid_stream_loses_and_duplicates_nothing() {
     assert_eq!(count.len() as u64, total);
     // The data directory is whole.
     verify_ok(&data);
+    eprintln!("e2e: verified after {:?}", started.elapsed());
     assert!(!stderr.contains("panicked"));
 }
 
@@ -719,58 +756,54 @@ fn disk_full_refuses_with_503_and_recovers() {
     let _mount = mount_tmpfs(&mnt, "4m");
     let data = mnt.join("data");
     let logs = tmp.path().join("logs"); // not on the small disk
-    let server = Server::start(&data, &logs, &[]);
+    let mut server = Server::start(&data, &logs, &[]);
     let admin = server.token.clone().unwrap();
     let ingest = create_key(server.addr, &admin, "loader", "ingest");
-    let mut conn = Conn::connect(server.addr).unwrap();
+    let addr = server.addr;
+    let mut conn = Conn::connect(addr).unwrap();
     let post = |conn: &mut Conn, body: &[u8]| -> http::Response {
-        match conn.request(
-            "POST",
-            "/v1/events",
-            Some(&ingest),
-            Some("application/x-ndjson"),
-            body,
-        ) {
+        let ct = Some("application/x-ndjson");
+        match conn.request("POST", "/v1/events", Some(&ingest), ct, body) {
             Ok(r) => r,
             Err(_) => {
-                *conn = Conn::connect(server.addr).unwrap();
-                conn.request(
-                    "POST",
-                    "/v1/events",
-                    Some(&ingest),
-                    Some("application/x-ndjson"),
-                    body,
-                )
-                .unwrap()
+                *conn = Conn::connect(addr).unwrap();
+                conn.request("POST", "/v1/events", Some(&ingest), ct, body)
+                    .unwrap()
             }
         }
     };
+    let ids = |prefix: &str, b: u64| -> Vec<String> {
+        (b * 50..(b + 1) * 50)
+            .map(|n| format!("{prefix}-{n}"))
+            .collect()
+    };
+    // Everything that is wrong, reported together at the end.
+    let mut problems: Vec<String> = Vec::new();
 
     // Some events while there is room.
     let mut acked: Vec<String> = Vec::new();
     for b in 0..4 {
         let r = post(&mut conn, &batch("before", "u", b * 50..(b + 1) * 50));
         assert_eq!(r.status, 200, "{}", r.text());
-        acked.extend((b * 50..(b + 1) * 50).map(|n| format!("before-{n}")));
+        acked.extend(ids("before", b));
     }
 
     let filler = mnt.join("filler");
-    let filled = fill(&filler);
-    assert!(filled > 0);
+    assert!(fill(&filler) > 0);
 
-    // Ingest until the disk-full refusal shows (preallocated space may take a few).
+    // Ingest until refusals show (the segment's preallocated space takes a few batches).
     let mut refused: Vec<String> = Vec::new();
-    let mut first_503 = None;
+    let mut answers: Vec<(u16, String)> = Vec::new();
     for b in 0..400u64 {
-        let body = batch("full", "u", b * 50..(b + 1) * 50);
-        let r = post(&mut conn, &body);
+        let r = post(&mut conn, &batch("full", "u", b * 50..(b + 1) * 50));
         match r.status {
-            200 => acked.extend((b * 50..(b + 1) * 50).map(|n| format!("full-{n}"))),
+            200 => acked.extend(ids("full", b)),
             503 => {
-                refused.extend((b * 50..(b + 1) * 50).map(|n| format!("full-{n}")));
-                if first_503.is_none() {
-                    first_503 = Some(r);
+                refused.extend(ids("full", b));
+                if r.header("retry-after").is_none() {
+                    problems.push(format!("a 503 without Retry-After: {:?}", r.headers));
                 }
+                answers.push((r.status, r.text()));
                 if refused.len() >= 150 {
                     break;
                 }
@@ -778,69 +811,121 @@ fn disk_full_refuses_with_503_and_recovers() {
             s => panic!("unexpected status {s} on a full disk: {}", r.text()),
         }
     }
-    let r = first_503.unwrap_or_else(|| {
-        panic!(
-            "400 batches on a full 4 MiB disk and never a 503; stderr:\n{}",
-            server.stderr()
-        )
-    });
-    let v = r.json();
-    assert_eq!(v["error"]["code"], "storage_full", "{v}");
-    let msg = v["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("disk is full"), "{msg}");
-    assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
-    // Still alive, and honest about why it cannot record.
-    assert_eq!(
-        http::once(server.addr, "GET", "/healthz", None, None).status,
-        200
+    assert!(
+        !refused.is_empty(),
+        "400 batches on a full 4 MiB disk and never a 503; stderr:\n{}",
+        excerpt(&server.stderr())
     );
+    let first = serde_json::from_str::<Value>(&answers[0].1).unwrap();
+    if first["error"]["code"] != "storage_full"
+        || !first["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("disk is full"))
+    {
+        problems.push(format!(
+            "the first refusal on a full disk does not say so (want code storage_full, \"disk is full\"): {first}"
+        ));
+    }
+    // Still alive.
+    assert_eq!(http::once(addr, "GET", "/healthz", None, None).status, 200);
 
-    // Give the writer a periodic checkpoint attempt on the full disk, then free space.
+    // The disk stays full for a while (long enough for a periodic checkpoint to be due),
+    // then space returns.
     thread::sleep(Duration::from_millis(2500));
+    let r = post(&mut conn, &batch("stillfull", "u", 0..50));
+    if r.status == 503 {
+        refused.extend(ids("stillfull", 0));
+    } else {
+        problems.push(format!(
+            "a POST on a full disk got {} {}",
+            r.status,
+            r.text()
+        ));
+    }
     std::fs::remove_file(&filler).unwrap();
 
-    // Ingest works again once there is room (new ids; the refused ones are never re-sent).
+    // Ingest works again once there is room (new ids; refused ones are never re-sent).
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut last = None;
     let mut recovered = false;
     let mut b = 0u64;
     while Instant::now() < deadline {
-        let body = batch("after", "u", b * 50..(b + 1) * 50);
-        let r = post(&mut conn, &body);
+        let r = post(&mut conn, &batch("after", "u", b * 50..(b + 1) * 50));
         if r.status == 200 {
-            acked.extend((b * 50..(b + 1) * 50).map(|n| format!("after-{n}")));
+            acked.extend(ids("after", b));
             b += 1;
             recovered = true;
             break;
         }
+        refused.extend(ids("after", b));
         last = Some((r.status, r.text()));
         b += 1;
         thread::sleep(Duration::from_millis(200));
     }
-    assert!(
-        recovered,
-        "ingest did not recover within 15 s after space returned; last answer {last:?}; stderr:\n{}",
-        server.stderr()
-    );
-    for _ in 0..5 {
-        let r = post(&mut conn, &batch("after", "u", b * 50..(b + 1) * 50));
-        assert_eq!(r.status, 200, "{}", r.text());
-        acked.extend((b * 50..(b + 1) * 50).map(|n| format!("after-{n}")));
-        b += 1;
+    if recovered {
+        for _ in 0..5 {
+            let r = post(&mut conn, &batch("after", "u", b * 50..(b + 1) * 50));
+            assert_eq!(r.status, 200, "{}", r.text());
+            acked.extend(ids("after", b));
+            b += 1;
+        }
+        let r = http::once(addr, "GET", "/readyz", None, None);
+        if r.status != 200 {
+            problems.push(format!("/readyz after recovery: {} {}", r.status, r.text()));
+        }
+    } else {
+        let ready = http::once(addr, "GET", "/readyz", None, None);
+        problems.push(format!(
+            "ingest did not recover within 15 s after space returned; last answer {last:?}; /readyz {} {}",
+            ready.status,
+            ready.text()
+        ));
     }
-    let r = http::once(server.addr, "GET", "/readyz", None, None);
-    assert_eq!(r.status, 200, "{}", r.text());
     drop(conn);
-    server.stop();
 
-    verify_ok(&data);
+    server.signal("TERM");
+    let status = server.wait(Duration::from_secs(60));
+    let stderr = server.stderr();
+    if !status.success() {
+        problems.push(format!("vellum serve exited with {status} after SIGTERM"));
+    }
+
+    // Whatever happened, nothing acknowledged is lost, nothing refused is stored, and the
+    // log verifies.
     let log = read_log(&data);
     let mut count: HashMap<&str, u32> = HashMap::new();
     for e in &log {
         *count.entry(e.event.id.as_str()).or_default() += 1;
     }
-    for id in &acked {
-        assert_eq!(count.get(id.as_str()), Some(&1), "acknowledged {id}");
+    let verified = verify_ok(&data);
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|id| !count.contains_key(id.as_str()))
+        .collect();
+    if !lost.is_empty() {
+        problems.push(format!(
+            "{} of {} acknowledged events are not visible to readers after the shutdown \
+             (LogReader sees {} events; `vellum verify` says: {}), e.g. {:?}",
+            lost.len(),
+            acked.len(),
+            log.len(),
+            verified.trim(),
+            &lost[..lost.len().min(3)]
+        ));
+    }
+    let twice: Vec<_> = count.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "stored more than once: {twice:?}");
+    let (_, note, _) = vellum(&["--data", data.to_str().unwrap(), "checkpoint"]);
+    let size: u64 = note
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    if size < acked.len() as u64 {
+        problems.push(format!(
+            "the latest checkpoint (size {size}) does not cover the {} acknowledged events",
+            acked.len()
+        ));
     }
     let stored_refused: Vec<_> = refused
         .iter()
@@ -851,6 +936,29 @@ fn disk_full_refuses_with_503_and_recovers() {
         stored_refused.is_empty(),
         "refused with 503 but stored: {stored_refused:?}"
     );
+    assert!(
+        problems.is_empty(),
+        "on a full disk:\n- {}\nserver stderr:\n{}",
+        problems.join("\n- "),
+        excerpt(&stderr)
+    );
+}
+
+/// The first and last lines of a server's log, and its first errors.
+fn excerpt(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let mut out: Vec<&str> = Vec::new();
+    out.extend(lines.iter().take(5));
+    out.push("...");
+    out.extend(
+        lines
+            .iter()
+            .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+            .take(5),
+    );
+    out.push("...");
+    out.extend(lines.iter().skip(lines.len().saturating_sub(5)));
+    out.join("\n")
 }
 
 // ---------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
@@ -71,9 +73,12 @@ pub struct Page {
 /// The query index of one data directory.
 #[derive(Debug)]
 pub struct Index {
-    db: Database,
+    /// `None` while being reopened after a failed write (redb refuses every write after an
+    /// I/O error until the database is reopened, e.g. once a full disk has room again).
+    db: RwLock<Option<Database>>,
     path: PathBuf,
     batches: std::sync::atomic::AtomicU32,
+    failed: AtomicBool,
 }
 
 impl Index {
@@ -86,21 +91,47 @@ impl Index {
             message: e.to_string(),
         };
         std::fs::create_dir_all(&dir).map_err(|e| db_err(&e))?;
-        let db = Database::create(&path).map_err(|e| db_err(&e))?;
-        let index = Index {
-            db,
+        let db = Self::create(&path).map_err(|e| db_err(&e))?;
+        Ok(Index {
+            db: RwLock::new(Some(db)),
             path: path.clone(),
             batches: Default::default(),
-        };
-        // Create the tables so readers always find them.
-        let txn = index.db.begin_write().map_err(|e| db_err(&e))?;
+            failed: AtomicBool::new(false),
+        })
+    }
+
+    /// Opens the database file and makes sure its tables exist, so readers find them.
+    fn create(path: &std::path::Path) -> std::result::Result<Database, String> {
+        let db = Database::create(path).map_err(|e| e.to_string())?;
+        let txn = db.begin_write().map_err(|e| e.to_string())?;
         {
-            txn.open_table(POSTINGS).map_err(|e| db_err(&e))?;
-            txn.open_table(ZONES).map_err(|e| db_err(&e))?;
-            txn.open_table(META).map_err(|e| db_err(&e))?;
+            txn.open_table(POSTINGS).map_err(|e| e.to_string())?;
+            txn.open_table(ZONES).map_err(|e| e.to_string())?;
+            txn.open_table(META).map_err(|e| e.to_string())?;
         }
-        txn.commit().map_err(|e| db_err(&e))?;
-        Ok(index)
+        txn.commit().map_err(|e| e.to_string())?;
+        Ok(db)
+    }
+
+    /// Runs `f` on the open database.
+    fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        let guard = self.db.read().map_err(|_| self.err("lock poisoned"))?;
+        match guard.as_ref() {
+            Some(db) => f(db),
+            None => Err(self.err("reopening after a failed write")),
+        }
+    }
+
+    /// After a failed write, closes and reopens the database; what was committed stays.
+    fn reopen_if_failed(&self) -> Result<()> {
+        if !self.failed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut guard = self.db.write().map_err(|_| self.err("lock poisoned"))?;
+        guard.take();
+        *guard = Some(Self::create(&self.path).map_err(|e| self.err(e))?);
+        self.failed.store(false, Ordering::Relaxed);
+        Ok(())
     }
 
     fn err(&self, e: impl std::fmt::Display) -> IndexError {
@@ -112,16 +143,19 @@ impl Index {
 
     /// Every index below this one is indexed.
     pub fn indexed(&self) -> Result<u64> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let meta = txn.open_table(META).map_err(|e| self.err(e))?;
-        Ok(meta
-            .get("next")
-            .map_err(|e| self.err(e))?
-            .map_or(0, |v| v.value()))
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(|e| self.err(e))?;
+            let meta = txn.open_table(META).map_err(|e| self.err(e))?;
+            Ok(meta
+                .get("next")
+                .map_err(|e| self.err(e))?
+                .map_or(0, |v| v.value()))
+        })
     }
 
     /// Indexes up to `max` events past what is indexed; returns how many it indexed.
     pub fn catch_up(&self, reader: &LogReader, max: u64) -> Result<u64> {
+        self.reopen_if_failed()?;
         let start = self.indexed()?.max(reader.first_index()?);
         let mut keys: Vec<Vec<u8>> = Vec::new();
         let mut zones: Vec<(u64, i64, i64)> = Vec::new();
@@ -159,21 +193,33 @@ impl Index {
             return Ok(0);
         }
         keys.sort_unstable();
-        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        let n = self
-            .batches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let written = self.with_db(|db| self.write_batch(db, &keys, &zones, end));
+        if written.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        written.map(|()| end - start)
+    }
+
+    fn write_batch(
+        &self,
+        db: &Database,
+        keys: &[Vec<u8>],
+        zones: &[(u64, i64, i64)],
+        end: u64,
+    ) -> Result<()> {
+        let mut txn = db.begin_write().map_err(|e| self.err(e))?;
+        let n = self.batches.fetch_add(1, Ordering::Relaxed);
         if !n.is_multiple_of(DURABLE_EVERY) {
             txn.set_durability(Durability::None)
                 .map_err(|e| self.err(e))?;
         }
         {
             let mut postings = txn.open_table(POSTINGS).map_err(|e| self.err(e))?;
-            for k in &keys {
+            for k in keys {
                 postings.insert(k.as_slice(), ()).map_err(|e| self.err(e))?;
             }
             let mut z = txn.open_table(ZONES).map_err(|e| self.err(e))?;
-            for (block, lo, hi) in zones {
+            for &(block, lo, hi) in zones {
                 let merged = match z.get(block).map_err(|e| self.err(e))? {
                     Some(old) => {
                         let (olo, ohi) = old.value();
@@ -186,8 +232,7 @@ impl Index {
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
             meta.insert("next", end).map_err(|e| self.err(e))?;
         }
-        txn.commit().map_err(|e| self.err(e))?;
-        Ok(end - start)
+        txn.commit().map_err(|e| self.err(e))
     }
 
     /// Events matching `filter` from index `from` on: at most `limit`, reading at most
@@ -202,7 +247,8 @@ impl Index {
     ) -> Result<Page> {
         let from = from.max(reader.first_index()?);
         let end = reader.size()?;
-        let indexed = self.indexed()?.min(end);
+        // Without a usable index (being reopened), everything is "unindexed": scan.
+        let indexed = self.indexed().unwrap_or(0).min(end);
         let mut page = Page::default();
         let driver = [
             (TAG_USER, filter.user.as_deref()),
@@ -216,7 +262,11 @@ impl Index {
             Some((tag, value)) if from < indexed => {
                 let lo = key(tag, value, from);
                 let hi = key(tag, value, indexed);
-                let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+                let guard = self.db.read().map_err(|_| self.err("lock poisoned"))?;
+                let db = guard
+                    .as_ref()
+                    .ok_or_else(|| self.err("reopening after a failed write"))?;
+                let txn = db.begin_read().map_err(|e| self.err(e))?;
                 let postings = txn.open_table(POSTINGS).map_err(|e| self.err(e))?;
                 let range = postings
                     .range::<&[u8]>(lo.as_slice()..hi.as_slice())
@@ -263,11 +313,18 @@ impl Index {
     ) -> Result<()> {
         let timed = filter.since.is_some() || filter.until.is_some();
         let mut pos = from;
-        let zones_txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let zones = zones_txn.open_table(ZONES).map_err(|e| self.err(e))?;
+        let guard = self.db.read().map_err(|_| self.err("lock poisoned"))?;
+        let zones_txn = match guard.as_ref() {
+            Some(db) if timed && indexed > 0 => Some(db.begin_read().map_err(|e| self.err(e))?),
+            _ => None,
+        };
+        let zones = match &zones_txn {
+            Some(t) => Some(t.open_table(ZONES).map_err(|e| self.err(e))?),
+            None => None,
+        };
         loop {
             // Skip whole indexed blocks that cannot hold a matching time.
-            if timed {
+            if let Some(zones) = &zones {
                 while (pos / ZONE + 1) * ZONE <= indexed {
                     let block = pos / ZONE;
                     let Some(z) = zones.get(block).map_err(|e| self.err(e))? else {

@@ -32,7 +32,7 @@ pub use state::{AppState, SharedState};
 pub enum ServeError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("opening the store: {0}")]
+    #[error(transparent)]
     Store(#[from] vellum_store::StoreError),
     #[error("listening on {addr}: {source}")]
     Bind {
@@ -139,7 +139,7 @@ pub async fn run(
 /// Keeps the query index up to date with the log, in batches, until told to stop.
 fn index_loop(state: &SharedState, stop: &std::sync::atomic::AtomicBool) {
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        match state.index.catch_up(&state.reader, 50_000) {
+        match state.index.catch_up(&state.reader, 10_000) {
             Ok(0) => std::thread::sleep(Duration::from_millis(100)),
             Ok(_) => {}
             Err(e) => {

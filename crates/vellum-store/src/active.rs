@@ -48,17 +48,29 @@ impl ActiveSegment {
             .open(&path)
             .ctx(|| format!("creating {}", path.display()))?;
         let header = segment::encode_header(first_index, now_micros);
-        file.write_all_at(&header, 0)
+        let made = file
+            .write_all_at(&header, 0)
             .and_then(|()| file.sync_all())
-            .ctx(|| format!("writing {}", path.display()))?;
-        let idx = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&idx_path)
-            .ctx(|| format!("creating {}", idx_path.display()))?;
-        layout::sync_dir(&layout.segments_dir())?;
+            .ctx(|| format!("writing {}", path.display()))
+            .and_then(|()| {
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&idx_path)
+                    .ctx(|| format!("creating {}", idx_path.display()))
+            })
+            .and_then(|idx| layout::sync_dir(&layout.segments_dir()).map(|()| idx));
+        let idx = match made {
+            Ok(idx) => idx,
+            Err(e) => {
+                // Leave no half-made segment behind (disk full): it would not open.
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(&idx_path);
+                return Err(e);
+            }
+        };
         Ok(Self {
             path,
             idx_path,

@@ -60,6 +60,24 @@ impl StoreError {
         }
     }
 
+    /// The same failure, for another caller whose append shared the failed commit: keeps
+    /// what callers act on (the OS error code, the variant), not the original error object.
+    pub(crate) fn for_another_caller(&self) -> StoreError {
+        match self {
+            StoreError::Io { context, source } => StoreError::Io {
+                context: context.clone(),
+                source: match source.raw_os_error() {
+                    Some(code) => std::io::Error::from_raw_os_error(code),
+                    None => std::io::Error::new(source.kind(), source.to_string()),
+                },
+            },
+            StoreError::Poisoned(why) => StoreError::Poisoned(why.clone()),
+            StoreError::Busy => StoreError::Busy,
+            StoreError::Closed => StoreError::Closed,
+            other => StoreError::Poisoned(other.to_string()),
+        }
+    }
+
     /// True when the failure came from the disk being full.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, StoreError::Io { source, .. } if source.raw_os_error() == Some(28))

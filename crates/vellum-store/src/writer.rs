@@ -357,7 +357,7 @@ impl Writer {
             && self.last_checkpoint.elapsed() >= self.options.checkpoint_interval
             && let Err(e) = self.issue_checkpoint()
         {
-            self.poison(&e);
+            self.background_failure(&e);
         }
         let age = Duration::from_micros(
             (Timestamp::now().unix_micros() as i64 - self.seg.created_micros).max(0) as u64,
@@ -366,7 +366,19 @@ impl Writer {
             && age >= self.options.segment_max_age
             && let Err(e) = self.rotate()
         {
-            self.poison(&e);
+            self.background_failure(&e);
+        }
+    }
+
+    /// A periodic checkpoint or rotation failed. With the disk full, nothing was changed
+    /// that a retry cannot redo (queued `.idx` bytes are rewritten at the same offset, a torn
+    /// checkpoint record is truncated away): count it and retry on the next tick. Any
+    /// other failure (an fsync error) cannot be trusted to have left the files as they
+    /// look, so the writer stops.
+    fn background_failure(&mut self, e: &StoreError) {
+        self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+        if !e.is_disk_full() {
+            self.poison(e);
         }
     }
 
@@ -388,14 +400,8 @@ impl Writer {
                 }
             }
             Err(e) => {
-                let msg = e.to_string();
-                let mut first = Some(e);
                 for (_, reply) in group {
-                    let err = first.take().unwrap_or_else(|| StoreError::Io {
-                        context: "committing a group of appends".into(),
-                        source: std::io::Error::other(msg.clone()),
-                    });
-                    let _ = reply.send(Err(err));
+                    let _ = reply.send(Err(e.for_another_caller()));
                 }
             }
         }

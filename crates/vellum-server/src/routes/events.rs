@@ -1,7 +1,7 @@
 //! `POST /v1/events` (ingest), `GET /v1/events` (query), `GET /v1/events/{index}`.
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
@@ -19,9 +19,19 @@ pub async fn ingest(
     State(state): State<SharedState>,
     caller: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> AppResult<Json<Value>> {
+    // Authenticate before reading the body: an unauthenticated caller gets its 401 (and
+    // is audited) without the server buffering what it sent.
     caller.require(&state, &[Role::Ingest, Role::Admin]).await?;
+    let limit = state.config.server.max_body_bytes;
+    let body: Bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is over the limit of {limit} bytes (or was cut off)"),
+        )
+    })?;
     let _permit = state.ingest_permits.try_acquire().map_err(|_| {
         AppError::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -37,6 +37,14 @@ pub async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
     )
 }
 
+pub async fn method_not_allowed() -> AppError {
+    AppError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
 pub async fn not_found() -> AppError {
     AppError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
