@@ -14,6 +14,17 @@ use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::state::SharedState;
 
+/// Runs CPU or disk work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| {
+        AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    })
+}
+
 /// Appends one event, a JSON array, or NDJSON — all or nothing — and answers after fsync.
 pub async fn ingest(
     State(state): State<SharedState>,
@@ -53,15 +64,8 @@ pub async fn ingest(
     };
     let limits = state.limits;
     // Parsing a large batch is CPU work: keep it off the I/O threads.
-    let events = tokio::task::spawn_blocking(move || parse_batch(&body, format, &limits))
-        .await
-        .map_err(|_| {
-            AppError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-        })?
+    let events = blocking(move || parse_batch(&body, format, &limits))
+        .await?
         .map_err(|e| {
             let code = match e.event_error() {
                 Some(vellum_event::EventError::TooLarge { .. }) => "event_too_large",
@@ -165,16 +169,7 @@ pub async fn query(
     };
     let budget = state.config.server.query_max_scan;
     let st = state.clone();
-    let (events, next) =
-        tokio::task::spawn_blocking(move || scan(&st, &filter, from, limit, budget))
-            .await
-            .map_err(|_| {
-                AppError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
-            })??;
+    let (events, next) = blocking(move || scan(&st, &filter, from, limit, budget)).await??;
     let mut read = Event::new(Category::DataAccess, "audit_log.read", Outcome::Success)
         .with_details(json!({
             "filters": params.as_json(),
@@ -269,15 +264,7 @@ pub async fn get_one(
         state.store.checkpoint_async().await?;
     }
     let st = state.clone();
-    let receipt = tokio::task::spawn_blocking(move || st.reader.receipt(index))
-        .await
-        .map_err(|_| {
-            AppError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-        })??;
+    let receipt = blocking(move || st.reader.receipt(index)).await??;
     let mut read = Event::new(Category::DataAccess, "audit_log.read", Outcome::Success)
         .with_details(json!({"index": index}));
     caller.describe(&mut read, Some(&key));
