@@ -243,6 +243,7 @@ impl<'a> Wire<'a> {
         }
         for (name, v) in [
             ("timestamp", self.timestamp),
+            ("event_type", self.event_type),
             ("user", self.user),
             ("source_ip", self.source_ip),
         ] {

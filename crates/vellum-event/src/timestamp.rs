@@ -17,7 +17,9 @@ pub struct Timestamp(OffsetDateTime);
 impl Timestamp {
     /// The current time.
     pub fn now() -> Self {
-        Self::from_datetime(OffsetDateTime::now_utc())
+        let now = OffsetDateTime::now_utc();
+        // The clock is within years 1..=9999; fall back to the epoch rather than panic.
+        Self::from_datetime(now).unwrap_or(Self(OffsetDateTime::UNIX_EPOCH))
     }
 
     /// Seconds since the Unix epoch, with microseconds.
@@ -29,14 +31,19 @@ impl Timestamp {
     pub fn from_unix_micros(micros: i128) -> Option<Self> {
         OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1000)?)
             .ok()
-            .map(Self::from_datetime)
+            .and_then(Self::from_datetime)
     }
 
-    fn from_datetime(dt: OffsetDateTime) -> Self {
-        let dt = dt.to_offset(UtcOffset::UTC);
+    /// In UTC, truncated to microseconds; `None` outside years 0001 to 9999 (the range
+    /// that prints as four digits and parses back).
+    fn from_datetime(dt: OffsetDateTime) -> Option<Self> {
+        let dt = dt.checked_to_offset(UtcOffset::UTC)?;
+        if !(1..=9999).contains(&dt.year()) {
+            return None;
+        }
         let micros = dt.nanosecond() / 1000 * 1000;
         // Truncating nanoseconds to microseconds is always a valid nanosecond value.
-        Self(dt.replace_nanosecond(micros).unwrap_or(dt))
+        Some(Self(dt.replace_nanosecond(micros).unwrap_or(dt)))
     }
 
     /// Parses RFC 3339 (`2026-11-26T16:55:08.976526Z`, `…+01:00`) or an ISO 8601 date-time
@@ -46,15 +53,19 @@ impl Timestamp {
             value: s.chars().take(64).collect(),
             reason: reason.to_string(),
         };
+        let out_of_range = || err("outside the years 0001 to 9999 (in UTC)");
+        if !s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+            return Err(err("expected RFC 3339, like 2026-11-26T16:55:08.976526Z"));
+        }
         if let Ok(dt) = OffsetDateTime::parse(s, &Rfc3339) {
-            return Ok(Self::from_datetime(dt));
+            return Self::from_datetime(dt).ok_or_else(out_of_range);
         }
         let naive = format_description!(
             version = 2,
             "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
         );
         match PrimitiveDateTime::parse(s, &naive) {
-            Ok(dt) => Ok(Self::from_datetime(dt.assume_utc())),
+            Ok(dt) => Self::from_datetime(dt.assume_utc()).ok_or_else(out_of_range),
             Err(_) => Err(err("expected RFC 3339, like 2026-11-26T16:55:08.976526Z")),
         }
     }

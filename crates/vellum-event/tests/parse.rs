@@ -41,6 +41,21 @@ fn chapter_shape_is_accepted() {
 }
 
 #[test]
+fn long_numbers_keep_a_stable_canonical_form() {
+    let input = format!(
+        r#"{{"id":"a","category":"admin","action":"x","actor":{{"n":{}00}}}}"#,
+        "2".repeat(121)
+    );
+    let body = parse(&input).unwrap().canonical_body();
+    assert_eq!(
+        Event::parse(&body, &Limits::default())
+            .unwrap()
+            .canonical_body(),
+        body
+    );
+}
+
+#[test]
 fn defaults_fill_optional_members() {
     let ev = parse(r#"{"category":"admin","action":"config.changed"}"#).unwrap();
     assert_eq!(ev.outcome, Outcome::Unknown);

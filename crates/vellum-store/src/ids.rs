@@ -61,6 +61,19 @@ impl IdWindow {
         }
     }
 
+    /// Forgets every index `< end` (pruned events).
+    pub(crate) fn forget_below(&mut self, end: u64) {
+        while let Some(&(fp, at)) = self.order.front() {
+            if at >= end {
+                break;
+            }
+            self.order.pop_front();
+            if self.map.get(&fp) == Some(&at) {
+                self.map.remove(&fp);
+            }
+        }
+    }
+
     /// Forgets every index `>= from` (a write that failed after ids were provisionally added).
     pub(crate) fn forget_from(&mut self, from: u64) {
         while let Some(&(fp, at)) = self.order.back() {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::{Arc, RwLock};
 
 use vellum_merkle::{Hash, LeafIndex, NodeId, NodeSource, TreeSize};
@@ -126,14 +126,30 @@ impl LogReader {
             };
             let first = open.firsts[pos];
             if let Some(files) = open.files.get(&first) {
-                return Ok(Some((first, files.clone())));
+                // A file retention has deleted since it was opened must not be served.
+                let live = files.0.metadata().map(|m| m.nlink() > 0).unwrap_or(false);
+                if live {
+                    return Ok(Some((first, files.clone())));
+                }
+                if !fresh {
+                    drop(open);
+                    return self.segment_for(index, true);
+                }
+                return Ok(None);
             }
             first
         };
         let seg_path = self.layout.segment(first);
         let idx_path = self.layout.segment_index(first);
-        let seg = File::open(&seg_path).ctx(|| format!("opening {}", seg_path.display()))?;
-        let idx = File::open(&idx_path).ctx(|| format!("opening {}", idx_path.display()))?;
+        let open = |p: &std::path::Path| match File::open(p) {
+            Ok(f) => Ok(Some(f)),
+            // Removed by retention, or (`.idx`) not created yet: nothing to read there.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).ctx(|| format!("opening {}", p.display())),
+        };
+        let (Some(seg), Some(idx)) = (open(&seg_path)?, open(&idx_path)?) else {
+            return Ok(None);
+        };
         let files = Arc::new((seg, idx));
         if let Ok(mut open) = self.open.write() {
             if open.files.len() >= MAX_OPEN {

@@ -102,7 +102,17 @@ pub(crate) fn open_writer(layout: &Layout, options: &Options) -> Result<(Writer,
                 .ctx(|| format!("reading {}", root.display()))?
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .find(|n| n != layout::LOCK && n != layout::SIGNING_KEY && !n.ends_with(".tmp"));
+                .find(|n| {
+                    let empty_dir = |d: &std::path::Path| {
+                        std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_none())
+                    };
+                    // What an interrupted creation leaves: the lock, the key, empty dirs.
+                    !(n == layout::LOCK
+                        || n == layout::SIGNING_KEY
+                        || n.ends_with(".tmp")
+                        || (n == layout::SEGMENTS && empty_dir(&layout.segments_dir()))
+                        || (n == layout::TREE && empty_dir(&layout.tree_dir())))
+                });
             if let Some(name) = foreign {
                 return Err(StoreError::corrupt(
                     root.join(name),
@@ -136,9 +146,27 @@ pub(crate) fn open_writer(layout: &Layout, options: &Options) -> Result<(Writer,
     let latest: Option<Checkpoint> = checkpoints::latest(layout, &key)?.map(|(c, _)| c);
     let synced = latest.as_ref().map_or(0, |c| c.size.0);
 
-    let prunes = retention::read_prunes(layout)?;
-    let log_start = prunes.last().map_or(0, |p| p.end_index);
-    let firsts = layout.list_segments()?;
+    let log_start = retention::recover_prunes(layout)?;
+    let mut firsts = layout.list_segments()?;
+    // A pruning recorded but interrupted before its files were removed: finish it.
+    let mut removed = false;
+    while firsts.first().is_some_and(|&f| f < log_start) {
+        let first = firsts.remove(0);
+        remove_segment_files(layout, first)?;
+        removed = true;
+    }
+    // A rotation interrupted before the new segment's header was written: that segment
+    // holds nothing; drop it and carry on with the previous one.
+    if let Some(&last) = firsts.last()
+        && segment_never_started(layout, last)?
+    {
+        remove_segment_files(layout, last)?;
+        firsts.pop();
+        removed = true;
+    }
+    if removed {
+        layout::sync_dir(&layout.segments_dir())?;
+    }
     check_segment_chain(layout, &firsts, log_start)?;
 
     // The active segment: scan it, cut a torn tail, rebuild its index.
@@ -252,12 +280,38 @@ fn check_segment_chain(layout: &Layout, firsts: &[u64], log_start: u64) -> Resul
     Ok(())
 }
 
+/// Records listed in a segment's `.idx` (0 while the file does not exist yet: a segment is
+/// created just before its `.idx`).
 pub(crate) fn idx_len(layout: &Layout, first: u64) -> Result<u64> {
     let path = layout.segment_index(first);
-    let len = std::fs::metadata(&path)
-        .ctx(|| format!("reading {}", path.display()))?
-        .len();
-    Ok(len / IDX_ENTRY as u64)
+    match std::fs::metadata(&path) {
+        Ok(m) => Ok(m.len() / IDX_ENTRY as u64),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e).ctx(|| format!("reading {}", path.display())),
+    }
+}
+
+fn remove_segment_files(layout: &Layout, first: u64) -> Result<()> {
+    for p in [layout.segment(first), layout.segment_index(first)] {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).ctx(|| format!("removing {}", p.display())),
+        }
+    }
+    Ok(())
+}
+
+/// A segment whose header never made it to disk: shorter than a header, or a header of
+/// zeros (space allocated, bytes never written). It cannot hold a record.
+fn segment_never_started(layout: &Layout, first: u64) -> Result<bool> {
+    let path = layout.segment(first);
+    let bytes = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
+    let header = bytes.get(..segment::HEADER_LEN as usize);
+    Ok(match header {
+        None => true,
+        Some(h) => h.iter().all(|&b| b == 0) && bytes.iter().all(|&b| b == 0),
+    })
 }
 
 fn reopen_active(

@@ -42,6 +42,28 @@ pub struct PruneReport {
 }
 
 pub(crate) fn read_prunes(layout: &Layout) -> Result<Vec<PruneRecord>> {
+    Ok(read_prunes_and_tail(layout)?.0)
+}
+
+/// Cuts a torn last record off `prunes.log` (a crash while appending: that pruning did
+/// not happen, its files are still there) and returns the first index still stored.
+pub(crate) fn recover_prunes(layout: &Layout) -> Result<u64> {
+    let (prunes, torn) = read_prunes_and_tail(layout)?;
+    if let Some(at) = torn {
+        let path = layout.file(layout::PRUNES);
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("opening {}", path.display()))?;
+        f.set_len(at)
+            .and_then(|()| f.sync_all())
+            .ctx(|| format!("cutting the torn tail of {}", path.display()))?;
+    }
+    Ok(prunes.last().map_or(0, |p| p.end_index))
+}
+
+/// The prune records, and where a torn last record starts.
+fn read_prunes_and_tail(layout: &Layout) -> Result<(Vec<PruneRecord>, Option<u64>)> {
     let path = layout.file(layout::PRUNES);
     let mut bytes = Vec::new();
     match std::fs::File::open(&path) {
@@ -49,13 +71,14 @@ pub(crate) fn read_prunes(layout: &Layout) -> Result<Vec<PruneRecord>> {
             f.read_to_end(&mut bytes)
                 .ctx(|| format!("reading {}", path.display()))?;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
         Err(e) => return Err(e).ctx(|| format!("reading {}", path.display())),
     }
     let mut out: Vec<PruneRecord> = Vec::new();
     let mut pos = 0;
     loop {
-        match record::decode(&bytes[pos..], true) {
+        let rest = &bytes[pos..];
+        match record::decode(rest, true) {
             Frame::Record(p) => {
                 let r: PruneRecord = serde_json::from_slice(p).map_err(|e| {
                     StoreError::corrupt(&path, format!("record {}: {e}", out.len()))
@@ -71,9 +94,29 @@ pub(crate) fn read_prunes(layout: &Layout) -> Result<Vec<PruneRecord>> {
                 pos += record::HEADER_LEN + p.len();
                 out.push(r);
             }
-            Frame::End => return Ok(out),
-            // A torn last record: that pruning did not complete; its files are still there.
-            Frame::Incomplete { .. } | Frame::Bad(_) => return Ok(out),
+            Frame::End if rest.iter().all(|&b| b == 0) => {
+                return Ok((out, (!rest.is_empty()).then_some(pos as u64)));
+            }
+            Frame::End => {
+                return Err(StoreError::corrupt(
+                    &path,
+                    format!("a zeroed record header at offset {pos}"),
+                ));
+            }
+            Frame::Incomplete { .. } | Frame::Bad(_) => {
+                let claimed_end = (rest.len() >= record::HEADER_LEN).then(|| {
+                    record::HEADER_LEN
+                        + u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize
+                });
+                return match claimed_end {
+                    // Only the last record can be torn; damage before it is not a crash.
+                    Some(end) if end < rest.len() => Err(StoreError::corrupt(
+                        &path,
+                        format!("a damaged record at offset {pos} before the end"),
+                    )),
+                    _ => Ok((out, Some(pos as u64))),
+                };
+            }
         }
     }
 }
@@ -166,6 +209,9 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
         }
     }
     layout::sync_dir(&layout.segments_dir())?;
+    // The ids of pruned events are forgotten, as they would be after a reopen (the window
+    // is rebuilt from the `.idx` files that remain).
+    w.ids.forget_below(end_index);
     report.pruned = Some(rec);
     Ok(report)
 }

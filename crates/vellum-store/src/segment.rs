@@ -122,7 +122,12 @@ pub(crate) fn scan(
         // Top up the buffer.
         if !eof {
             let have = buf.len();
-            let want = chunk_bytes.max(have + record::HEADER_LEN).max(need);
+            // Never allocate (and zero) more than the file has left.
+            let left = file_len.saturating_sub(buf_offset + have as u64) as usize;
+            let want = chunk_bytes
+                .max(have + record::HEADER_LEN)
+                .max(need)
+                .min(have + left.max(1));
             buf.resize(want, 0);
             let mut filled = have;
             while filled < want {

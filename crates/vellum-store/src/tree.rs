@@ -24,7 +24,8 @@ pub(crate) const MAX_LEVELS: usize = 64;
 #[derive(Debug)]
 pub(crate) struct TreeReader {
     layout: Layout,
-    files: Vec<OnceLock<Option<File>>>,
+    /// Set once a level file opened; a level that does not exist yet is retried later.
+    files: Vec<OnceLock<File>>,
 }
 
 impl TreeReader {
@@ -36,10 +37,12 @@ impl TreeReader {
     }
 
     fn file(&self, level: u8) -> Option<&File> {
-        self.files
-            .get(level as usize)?
-            .get_or_init(|| File::open(self.layout.tree_level(level)).ok())
-            .as_ref()
+        let slot = self.files.get(level as usize)?;
+        if let Some(f) = slot.get() {
+            return Some(f);
+        }
+        let f = File::open(self.layout.tree_level(level)).ok()?;
+        Some(slot.get_or_init(|| f))
     }
 
     /// How many entries a level file holds.

@@ -16,8 +16,9 @@
 //! The other tests here put a data directory in the exact state a kill at one particular
 //! instant leaves (a kill between two system calls), which random kills rarely hit.
 //!
-//! `VELLUM_CRASH_SEED` replays a run of the random test; `VELLUM_CRASH_ROUNDS` changes its
-//! number of rounds.
+//! `VELLUM_CRASH_SEED` repeats the random test's choices (kill delays, the children's
+//! seeds; timing still varies); `VELLUM_CRASH_ROUNDS` (default 30) and
+//! `VELLUM_CRASH_SECONDS` (default 25) bound it, and can be raised for a longer soak.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
@@ -36,6 +37,7 @@ const START_ENV: &str = "VELLUM_CRASH_START";
 const RESEND_ENV: &str = "VELLUM_CRASH_RESEND";
 const SEED_ENV: &str = "VELLUM_CRASH_SEED";
 const ROUNDS_ENV: &str = "VELLUM_CRASH_ROUNDS";
+const SECONDS_ENV: &str = "VELLUM_CRASH_SECONDS";
 /// The name of the child's test function, as `--exact` wants it.
 const CHILD_TEST: &str = "crash_child_writer";
 
@@ -44,15 +46,22 @@ const CHILD_THREADS: usize = 2;
 const IN_FLIGHT: usize = 3;
 /// A child that is never killed stops by itself after this long.
 const CHILD_LIFETIME: Duration = Duration::from_secs(60);
-/// The random test stops starting rounds after this long (it always runs a few).
+/// The random test stops starting rounds after this long (it always runs a few), unless
+/// `VELLUM_CRASH_SECONDS` says otherwise.
 const TIME_BUDGET: Duration = Duration::from_secs(25);
 const MIN_ROUNDS: usize = 8;
+/// Every this many rounds the test starts a fresh log: the checks read the whole log each
+/// round, so this bounds their cost while keeping rounds short.
+const ROUNDS_PER_LOG: usize = 4;
 
 fn options() -> Options {
     Options {
         create: true,
         origin: Some("vellum/crash-test".into()),
-        segment_max_bytes: 64 << 10,
+        // Small enough that most rounds rotate. Not smaller: in a debug build every scan of
+        // a segment (verify, `for_each`, recovery) zero-fills an 8 MiB buffer first, so the
+        // checks cost about 40 ms per segment.
+        segment_max_bytes: 256 << 10,
         checkpoint_interval: Duration::from_millis(50),
         ..Options::default()
     }
@@ -149,7 +158,7 @@ fn crash_child_writer() {
                         acknowledge(batch, pending.wait().unwrap());
                     }
                     // Keeps the log (and the parent's checks of it) a manageable size.
-                    std::thread::sleep(Duration::from_millis(rng.below(40)));
+                    std::thread::sleep(Duration::from_millis(rng.below(20)));
                 }
                 for (batch, pending) in in_flight {
                     acknowledge(batch, pending.wait().unwrap());
@@ -177,11 +186,21 @@ fn acknowledge(batch: u64, a: vellum_store::Appended) {
     ));
 }
 
+/// Marks the child's own lines: the test harness prints `test … ` without a newline
+/// before the test's output starts.
+const TAG: &str = "@vellum ";
+
 /// Prints one whole line and flushes it, so the parent never reads half an announcement.
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
-    out.write_all(format!("{line}\n").as_bytes()).unwrap();
-    out.flush().unwrap();
+    // The parent may be gone (it panicked); then so is the point of going on.
+    if out
+        .write_all(format!("{TAG}{line}\n").as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        std::process::exit(3);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -231,9 +250,25 @@ impl Ledger {
             }
             Some("done") => {
                 let batch: u64 = words.next().unwrap().parse().unwrap();
-                let (_first, _last) = (words.next().unwrap(), words.next().unwrap());
+                let (first, last) = (words.next().unwrap(), words.next().unwrap());
                 let indexes: Vec<&str> = words.next().unwrap().split(',').collect();
                 assert_eq!(indexes.len(), batch_size(batch), "round {round}: {line}");
+                // The events stored by one append get consecutive indexes.
+                let stored: Vec<u64> = indexes
+                    .iter()
+                    .filter(|i| !i.starts_with('d'))
+                    .map(|i| i.parse().unwrap())
+                    .collect();
+                let opt = |i: Option<&u64>| i.map_or("-".to_string(), u64::to_string);
+                assert_eq!(
+                    (first, last),
+                    (opt(stored.first()).as_str(), opt(stored.last()).as_str()),
+                    "round {round}: {line}"
+                );
+                assert!(
+                    stored.windows(2).all(|w| w[1] == w[0] + 1),
+                    "round {round}: {line}"
+                );
                 for (i, idx) in indexes.iter().enumerate() {
                     let index: u64 = idx.trim_start_matches('d').parse().unwrap();
                     let id = event_id(batch, i);
@@ -248,7 +283,7 @@ impl Ledger {
                 self.acked_batches.insert(batch);
                 indexes.iter().filter(|i| i.starts_with('d')).count()
             }
-            _ => 0, // the test harness's own lines, and "opened"
+            _ => 0, // "opened"
         }
     }
 }
@@ -263,6 +298,10 @@ struct Tally {
     resent_batches: usize,
     duplicates_acked: usize,
     killed_before_open: usize,
+    verify_false_alarms: usize,
+    batches_started: usize,
+    batches_acked: usize,
+    events_acked: usize,
 }
 
 #[test]
@@ -278,18 +317,32 @@ fn sigkill_at_random_instants_loses_and_duplicates_no_acknowledged_append() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
+    let budget = std::env::var(SECONDS_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(TIME_BUDGET, Duration::from_secs);
     eprintln!("crash test seed {seed} (replay with {SEED_ENV}={seed})");
     let mut rng = Rng(seed);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
+    let mut dir = PathBuf::new();
     let exe = std::env::current_exe().unwrap();
     let began = Instant::now();
     let mut ledger = Ledger::default();
     let mut tally = Tally::default();
+    let mut cache = Vec::new();
 
     for round in 0..rounds {
-        if round >= MIN_ROUNDS && began.elapsed() > TIME_BUDGET {
+        if round >= MIN_ROUNDS && began.elapsed() > budget {
             break;
+        }
+        if round % ROUNDS_PER_LOG == 0 {
+            if round > 0 {
+                finish_log(&dir, &mut ledger, &mut cache, &mut tally);
+            }
+            dir = tmp.path().join(format!("log-{}", round / ROUNDS_PER_LOG));
+            // Created here, not by a child that may be killed while creating it: that
+            // instant is tested on its own (`a_kill_while_creating_the_data_directory_…`).
+            drop(Store::open(&dir, options()).unwrap());
         }
         tally.rounds += 1;
         // Every third round first re-sends what earlier rounds never saw acknowledged.
@@ -323,7 +376,11 @@ fn sigkill_at_random_instants_loses_and_duplicates_no_acknowledged_append() {
                     Ok(0) | Err(_) => break,
                     // A line cut short by the kill was never a whole announcement.
                     Ok(_) if line.ends_with('\n') => {
-                        if tx.send(line.trim_end().to_string()).is_err() {
+                        let Some(at) = line.find(TAG) else { continue };
+                        if tx
+                            .send(line[at + TAG.len()..].trim_end().to_string())
+                            .is_err()
+                        {
                             break;
                         }
                     }
@@ -332,10 +389,11 @@ fn sigkill_at_random_instants_loses_and_duplicates_no_acknowledged_append() {
             }
         });
 
-        // Half the rounds count the delay from the spawn (so some kills land in recovery),
-        // half from the moment the store is open (so most land among appends).
+        // Half the rounds count the delay (0-600 ms) from the spawn, so that some kills land
+        // in start-up and recovery; half count it (0-300 ms) from the moment the store is
+        // open, so that most land among appends.
         let mut lines = Vec::new();
-        let delay = Duration::from_millis(rng.below(300));
+        let delay = Duration::from_millis(rng.below(if round % 2 == 1 { 300 } else { 600 }));
         if round % 2 == 1 {
             let deadline = Instant::now() + Duration::from_secs(20);
             while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -376,82 +434,115 @@ fn sigkill_at_random_instants_loses_and_duplicates_no_acknowledged_append() {
             tally.duplicates_acked += ledger.take_line(line, round);
         }
 
-        if !dir.join("vellum.json").exists() {
-            assert!(ledger.acked.is_empty(), "round {round}: the log is gone");
-            continue;
-        }
-        // Read-only checks on the directory exactly as the kill left it.
-        check_log(&dir, &ledger, round, "as the kill left it");
-        // Every other round the parent recovers; otherwise the next child does (and may be
-        // killed while recovering).
-        if round % 2 == 0 {
+        // Even rounds: the parent recovers, then checks and verifies the recovered log.
+        // Odd rounds: the parent checks and verifies the directory exactly as the kill left
+        // it, and leaves recovery to the next child (which may be killed while recovering).
+        // (One scan and one `verify` a round keep the test within its time in a debug build.)
+        let ctx = format!("round {round}");
+        let events = if round % 2 == 0 {
             let store = Store::open(&dir, options())
-                .unwrap_or_else(|e| panic!("round {round}: recovery failed: {e}"));
+                .unwrap_or_else(|e| panic!("{ctx}: recovery failed: {e}"));
             tally.recoveries_by_parent += 1;
             let rec = store.recovered().clone();
-            assert_eq!(rec.tree_size, store.tree_size());
+            assert_eq!(rec.tree_size, store.tree_size(), "{ctx}");
             if let Some((path, at, cut)) = &rec.torn_tail {
                 eprintln!(
-                    "round {round}: cut a torn tail of {cut} bytes at {at} in {}",
+                    "{ctx}: recovery cut a torn tail of {cut} bytes at {at} in {}",
                     path.display()
                 );
                 tally.torn_tails_cut += 1;
                 tally.torn_bytes += cut;
             }
             drop(store);
-            check_log(&dir, &ledger, round, "after recovery");
-        }
+            let events = check_log(&dir, &ledger, &mut cache, &ctx, When::Recovered, &mut 0);
+            assert_eq!(rec.tree_size, events, "{ctx}");
+            events
+        } else {
+            check_log(
+                &dir,
+                &ledger,
+                &mut cache,
+                &ctx,
+                When::AsKilled,
+                &mut tally.verify_false_alarms,
+            )
+        };
+        eprintln!(
+            "{ctx}: killed after {} ms, {events} events, {} acknowledged, {:.1} s",
+            delay.as_millis(),
+            ledger.acked.len(),
+            began.elapsed().as_secs_f64()
+        );
     }
 
-    // Finally: one more recovery, and the whole log once more.
-    if dir.join("vellum.json").exists() {
-        let store = Store::open(&dir, options()).expect("final recovery");
-        if let Some((_, _, cut)) = &store.recovered().torn_tail {
-            tally.torn_tails_cut += 1;
-            tally.torn_bytes += cut;
-        }
-        let size = store.tree_size();
-        drop(store);
-        let events = check_log(&dir, &ledger, usize::MAX, "at the end");
-        assert_eq!(events, size);
-    }
+    finish_log(&dir, &mut ledger, &mut cache, &mut tally);
     eprintln!(
         "crash test: {} rounds ({} killed, {} before the store was open), {} batches started, \
          {} acknowledged, {} events acknowledged, {} batches re-sent, {} acknowledged as \
-         duplicates, {} recoveries by the parent, {} torn tails cut ({} bytes), {:.1} s",
+         duplicates, {} recoveries by the parent, {} torn tails cut ({} bytes), {} verify \
+         false alarms before recovery, {:.1} s",
         tally.rounds,
         tally.killed,
         tally.killed_before_open,
-        ledger.started.len(),
-        ledger.acked_batches.len(),
-        ledger.acked.len(),
+        tally.batches_started,
+        tally.batches_acked,
+        tally.events_acked,
         tally.resent_batches,
         tally.duplicates_acked,
         tally.recoveries_by_parent,
         tally.torn_tails_cut,
         tally.torn_bytes,
+        tally.verify_false_alarms,
         began.elapsed().as_secs_f64()
     );
     assert!(
-        !ledger.acked.is_empty(),
+        tally.events_acked > 0,
         "no append was ever acknowledged: the test proved nothing"
     );
 }
 
-/// Checks the log against the ledger; returns how many events it holds.
-fn check_log(dir: &Path, ledger: &Ledger, round: usize, when: &str) -> u64 {
-    let ctx = format!("round {round}, {when}");
-    let report = verify(dir, &VerifyOptions::default())
-        .unwrap_or_else(|e| panic!("{ctx}: verify failed to run: {e}"));
-    assert!(report.ok(), "{ctx}: verify found {:#?}", report.problems);
-
-    let reader = LogReader::open(dir).unwrap();
-    // Before recovery, `LogReader::size` fails if the kill came between creating a segment
-    // and its `.idx` (see the test of that below), so the size verify saw is used here.
-    let size = report.tree_size;
-    if when != "as the kill left it" {
-        assert_eq!(reader.size().unwrap(), size, "{ctx}");
+/// Ends one log: a last recovery, the whole log checked once more; then a fresh ledger.
+fn finish_log(dir: &Path, ledger: &mut Ledger, cache: &mut Parsed, tally: &mut Tally) {
+    let store = Store::open(dir, options()).expect("final recovery");
+    if let Some((_, _, cut)) = &store.recovered().torn_tail {
+        tally.torn_tails_cut += 1;
+        tally.torn_bytes += cut;
     }
+    let size = store.tree_size();
+    drop(store);
+    let ctx = format!("{} at the end", dir.display());
+    let events = check_log(dir, ledger, cache, &ctx, When::Recovered, &mut 0);
+    assert_eq!(events, size);
+    tally.batches_started += ledger.started.len();
+    tally.batches_acked += ledger.acked_batches.len();
+    tally.events_acked += ledger.acked.len();
+    *ledger = Ledger::default();
+    cache.clear();
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum When {
+    /// The data directory exactly as the kill left it: nothing has recovered it.
+    AsKilled,
+    /// After a writer has opened (and so recovered) it.
+    Recovered,
+}
+
+/// Stored bytes already parsed, and the id they hold, by index: a debug build parses slowly,
+/// and most of the log is the same from one round to the next.
+type Parsed = Vec<(Vec<u8>, String)>;
+
+/// Checks the log against the ledger and runs `verify`; returns how many events it holds.
+fn check_log(
+    dir: &Path,
+    ledger: &Ledger,
+    cache: &mut Parsed,
+    ctx: &str,
+    when: When,
+    false_alarms: &mut usize,
+) -> u64 {
+    let ctx = format!("{ctx}, {when:?}");
+    let reader = LogReader::open(dir).unwrap();
     assert_eq!(
         reader.first_index().unwrap(),
         0,
@@ -460,24 +551,42 @@ fn check_log(dir: &Path, ledger: &Ledger, round: usize, when: &str) -> u64 {
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut next = 0u64;
     reader
-        .for_each(0, size, |index, bytes| {
+        .for_each(0, u64::MAX, |index, bytes| {
             assert_eq!(index, next, "{ctx}: the scan skipped an index");
             next += 1;
-            let stored = StoredEvent::parse(bytes)
-                .unwrap_or_else(|e| panic!("{ctx}: index {index} does not parse: {e}"));
-            assert_eq!(stored.index, index, "{ctx}");
-            let id = stored.event.id.as_str().to_string();
+            let i = index as usize;
+            if cache.get(i).is_none_or(|(b, _)| b != bytes) {
+                let stored = StoredEvent::parse(bytes)
+                    .unwrap_or_else(|e| panic!("{ctx}: index {index} does not parse: {e}"));
+                assert_eq!(stored.index, index, "{ctx}");
+                cache.truncate(i);
+                cache.push((bytes.to_vec(), stored.event.id.as_str().to_string()));
+            }
+            let id = cache[i].1.clone();
             if let Some(other) = seen.insert(id.clone(), index) {
                 panic!("{ctx}: {id} is stored twice, at {other} and at {index}");
             }
             Ok(())
         })
         .unwrap();
-    assert_eq!(next, size, "{ctx}: the scan stopped early");
-    assert_eq!(
-        report.tree_size, size,
-        "{ctx}: verify and the reader disagree"
-    );
+    let size = next;
+    cache.truncate(size as usize);
+    match (when, reader.size()) {
+        (When::Recovered, n) => assert_eq!(n.unwrap(), size, "{ctx}"),
+        // Before recovery the reader counts what the `.idx` files hold: every acknowledged
+        // event, and perhaps not the durable ones past them that were never acknowledged.
+        (When::AsKilled, Ok(n)) => {
+            assert!(n <= size, "{ctx}: the reader counts {n} events of {size}");
+            if let Some((id, &i)) = ledger.acked.iter().find(|&(_, &i)| i >= n) {
+                panic!("{ctx}: the reader counts {n} events, without acknowledged {id} ({i})");
+            }
+        }
+        // It fails if the kill came between creating a segment and its `.idx`: see
+        // `a_reader_sees_a_log_killed_between_a_new_segment_and_its_index`.
+        (When::AsKilled, Err(StoreError::Io { source, .. }))
+            if source.kind() == std::io::ErrorKind::NotFound => {}
+        (When::AsKilled, Err(e)) => panic!("{ctx}: the reader's size: {e}"),
+    }
 
     for (id, &index) in &ledger.acked {
         match seen.get(id) {
@@ -488,12 +597,36 @@ fn check_log(dir: &Path, ledger: &Ledger, round: usize, when: &str) -> u64 {
             None => panic!("{ctx}: acknowledged {id} (index {index}) is missing"),
         }
     }
-    // Spot-check random access too: acknowledged indexes hold the acknowledged ids.
-    for (id, &index) in ledger.acked.iter().step_by(97) {
+    // Random access too: acknowledged indexes hold the acknowledged ids.
+    for (id, &index) in ledger.acked.iter().step_by(61) {
         let bytes = reader.read(index).unwrap();
         let stored = StoredEvent::parse(&bytes).unwrap();
         assert_eq!(stored.event.id.as_str(), id, "{ctx}: read({index})");
     }
+
+    let mut report = verify(dir, &VerifyOptions::default())
+        .unwrap_or_else(|e| panic!("{ctx}: verify failed to run: {e}"));
+    if when == When::AsKilled {
+        // A kill after a commit's fdatasync and before the tree file of a new level was
+        // created makes verify report the missing file: a false alarm, reproduced on its
+        // own by `verify_accepts_a_log_killed_before_its_tree_grew_a_level`. Recovery
+        // must clear it, which the checks after recovery hold it to.
+        let before = report.problems.len();
+        report
+            .problems
+            .retain(|p| !(p.what.starts_with("tree file") && p.what.ends_with("is missing")));
+        if report.problems.len() < before {
+            // verify stopped at that index; the rest is checked after recovery.
+            *false_alarms += 1;
+            assert!(report.ok(), "{ctx}: verify found {:#?}", report.problems);
+            return size;
+        }
+    }
+    assert!(report.ok(), "{ctx}: verify found {:#?}", report.problems);
+    assert_eq!(
+        report.tree_size, size,
+        "{ctx}: verify and the scan disagree"
+    );
     size
 }
 
@@ -505,6 +638,38 @@ fn small_options() -> Options {
         segment_max_bytes: 2048,
         ..options()
     }
+}
+
+/// Where the records of a segment file end (the rest is the zeroed space ahead of them).
+fn records_end(segment: &Path) -> u64 {
+    let bytes = std::fs::read(segment).unwrap();
+    let mut end = 32usize;
+    while end + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[end..end + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        end += 8 + len;
+    }
+    end as u64
+}
+
+/// Does to the last segment of a closed store what `rotate()` does first: cut the zeroed
+/// space after its records (its `.idx` is already complete). Returns the next segment's path.
+fn seal_last_segment(dir: &Path, size: u64) -> PathBuf {
+    let segments = dir.join("segments");
+    let last = std::fs::read_dir(&segments)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .max()
+        .unwrap();
+    let end = records_end(&last);
+    let file = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
+    file.set_len(end).unwrap();
+    let next = segments.join(format!("{size:020}.seg"));
+    assert!(!next.exists());
+    next
 }
 
 fn append_batches(store: &Store, batches: std::ops::Range<u64>) {
@@ -524,8 +689,8 @@ fn a_kill_between_creating_a_segment_and_writing_its_header_is_recovered() {
     append_batches(&store, 0..3);
     let size = store.tree_size();
     drop(store);
-    let next_segment = dir.join("segments").join(format!("{size:020}.seg"));
-    assert!(!next_segment.exists());
+    // The previous segment sealed, the next one created (`create_new`) and still empty.
+    let next_segment = seal_last_segment(&dir, size);
     std::fs::File::create(&next_segment).unwrap();
 
     let store = Store::open(&dir, small_options())
@@ -544,12 +709,15 @@ fn a_kill_between_creating_a_segment_and_writing_its_header_is_recovered() {
 fn a_kill_while_creating_the_data_directory_is_recovered() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    // What the first open leaves behind up to that instant (the key is regenerated if it
-    // is missing, so leaving it out covers the earlier instants too).
+    // What the first open leaves behind up to that instant: the directory, `LOCK`,
+    // `signing.key` (0600), `segments/` and `tree/`; `vellum.json` comes last.
     for sub in ["segments", "tree"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
     std::fs::write(dir.join("LOCK"), "4242\n").unwrap();
+    let key = dir.join("signing.key");
+    std::fs::write(&key, format!("ed25519-seed-hex {}\n", "5a".repeat(32))).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 
     let store = Store::open(&dir, options())
         .unwrap_or_else(|e| panic!("a kill mid-creation must be recoverable: {e}"));
@@ -668,6 +836,7 @@ fn a_reader_sees_a_log_killed_between_a_new_segment_and_its_index() {
     append_batches(&store, 0..3);
     let size = store.tree_size();
     drop(store);
+    let next_segment = seal_last_segment(&dir, size);
     // Rotation writes the header of the next segment (32 bytes: magic, first index,
     // created, reserved, CRC-32C) before it creates the `.idx`.
     let mut header = Vec::new();
@@ -677,11 +846,7 @@ fn a_reader_sees_a_log_killed_between_a_new_segment_and_its_index() {
     header.extend_from_slice(&0u32.to_le_bytes());
     let crc = crc32c::crc32c(&header);
     header.extend_from_slice(&crc.to_le_bytes());
-    std::fs::write(
-        dir.join("segments").join(format!("{size:020}.seg")),
-        &header,
-    )
-    .unwrap();
+    std::fs::write(&next_segment, &header).unwrap();
 
     let reader = LogReader::open(&dir).unwrap();
     assert_eq!(
@@ -699,4 +864,122 @@ fn a_reader_sees_a_log_killed_between_a_new_segment_and_its_index() {
     // The writer finishes the rotation on open.
     let store = Store::open(&dir, small_options()).unwrap();
     assert_eq!(store.tree_size(), size);
+}
+
+/// A kill after a commit's `fdatasync` and before its Merkle nodes were written, at the
+/// commit that completes the first subtree of a new level (tree size 256 here): the event
+/// is durable, `level-08.hashes` does not exist yet. Nothing is wrong with the log (the
+/// next open re-hashes the leaf), so `verify`, which is meant to run on such a directory,
+/// must not report an integrity failure.
+#[test]
+fn verify_accepts_a_log_killed_before_its_tree_grew_a_level() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let store = Store::open(&dir, options()).unwrap();
+    let events: Vec<Event> = (0..255)
+        .map(|i| Event::new(Category::Admin, format!("a{i}"), Outcome::Success))
+        .collect();
+    store.append(events).unwrap();
+    let first = store
+        .layout()
+        .root()
+        .join("segments")
+        .join(format!("{:020}.seg", 0));
+    drop(store);
+    assert!(!dir.join("tree").join("level-08.hashes").exists());
+
+    // The 256th event's record, written and synced, nothing after it.
+    let end = records_end(&first);
+    let ev = Event::new(Category::Admin, "a255", Outcome::Success);
+    let mut payload = Vec::new();
+    ev.write_stored(&mut payload, 255, &Timestamp::now().to_string());
+    let len = (payload.len() as u32).to_le_bytes();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&len), &payload);
+    let mut record = len.to_vec();
+    record.extend_from_slice(&crc.to_le_bytes());
+    record.extend_from_slice(&payload);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &record, end).unwrap();
+    drop(file);
+
+    let report = verify(&dir, &VerifyOptions::default()).unwrap();
+    assert!(
+        report.ok(),
+        "a killed writer is not a tampered log: {:#?}",
+        report.problems
+    );
+    assert_eq!(report.tree_size, 256);
+    let store = Store::open(&dir, options()).unwrap();
+    assert_eq!(store.recovered().rehashed, 1);
+    assert_eq!(store.tree_size(), 256);
+    drop(store);
+    assert!(verify(&dir, &VerifyOptions::default()).unwrap().ok());
+}
+
+/// A record cut short at the end of the active segment (a power loss mid-write, or a kill
+/// inside a large `write`): never acknowledged, so `verify` notes it without failing, and
+/// the next open cuts it, says where, keeps every whole record, and appends after them.
+#[test]
+fn a_torn_tail_is_cut_reported_and_written_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let store = Store::open(&dir, options()).unwrap();
+    append_batches(&store, 0..2);
+    let size = store.tree_size();
+    drop(store);
+    let segment = dir.join("segments").join(format!("{:020}.seg", 0));
+    let end = records_end(&segment);
+    // A frame header promising 300 bytes, and 100 of them.
+    let mut torn = 300u32.to_le_bytes().to_vec();
+    torn.extend_from_slice(&0x1234_5678u32.to_le_bytes());
+    torn.extend_from_slice(&[b'{'; 100]);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &torn, end).unwrap();
+    drop(file);
+
+    let report = verify(&dir, &VerifyOptions::default()).unwrap();
+    assert!(report.ok(), "{:#?}", report.problems);
+    assert_eq!(report.tree_size, size);
+    assert!(
+        report.notes.iter().any(|n| n.contains("torn tail")),
+        "{:?}",
+        report.notes
+    );
+
+    let store = Store::open(&dir, options()).unwrap();
+    let (path, at, cut) = store
+        .recovered()
+        .torn_tail
+        .clone()
+        .expect("a torn tail cut");
+    assert_eq!((path, at), (segment.clone(), end));
+    assert!(cut >= torn.len() as u64);
+    assert_eq!(store.tree_size(), size);
+    let appended = store.append(batch_events(2)).unwrap();
+    assert_eq!(appended.first_index, Some(size));
+    drop(store);
+    let store = Store::open(&dir, options()).unwrap();
+    assert_eq!(store.recovered().torn_tail, None, "cut once, for good");
+    drop(store);
+    let report = verify(&dir, &VerifyOptions::default()).unwrap();
+    assert!(report.ok(), "{:#?}", report.problems);
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
+    assert_eq!(
+        records_end(&segment),
+        end + appended_bytes(&dir, size, appended.tree_size)
+    );
+}
+
+/// Bytes of the framed records of indexes `[from, to)`.
+fn appended_bytes(dir: &Path, from: u64, to: u64) -> u64 {
+    let reader = LogReader::open(dir).unwrap();
+    (from..to)
+        .map(|i| 8 + reader.read(i).unwrap().len() as u64)
+        .sum()
 }
