@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use rayon::prelude::*;
 use serde_json::json;
 use vellum_event::{BatchError, Category, Event, Limits, Outcome, Timestamp};
-use vellum_store::{ApiKeys, Role};
+use vellum_store::{ApiKeys, Prepared, Role};
 
 use crate::args::{AppendArgs, PruneArgs, StoreArgs};
 use crate::output::open_store;
@@ -23,6 +23,7 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
         max_event_bytes: store_args.max_event_bytes,
     };
     // Validate everything before anything is written: a bad line anywhere rejects it all.
+    // Parsing and preparing (canonical bytes, id fingerprints) run on every core.
     let events = parse_ndjson_parallel(&input, &limits)?;
     drop(input);
     if events.is_empty() {
@@ -30,11 +31,14 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
     }
     let store = open_store(data, store_args)?;
     let mut pending = Vec::new();
-    let mut events = events;
+    let mut events = events.into_iter();
     let batch = args.batch.max(1);
-    while !events.is_empty() {
-        let rest = events.split_off(batch.min(events.len()));
-        pending.push(store.append_deferred(std::mem::replace(&mut events, rest))?);
+    loop {
+        let chunk: Vec<Prepared> = events.by_ref().take(batch).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        pending.push(store.append_deferred_prepared(chunk)?);
     }
     let (mut accepted, mut duplicates) = (0u64, 0u64);
     let (mut first, mut last, mut size) = (None, None, 0);
@@ -59,22 +63,24 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
     Ok(())
 }
 
-/// Parses NDJSON on every core, keeping line numbers for errors.
-fn parse_ndjson_parallel(input: &[u8], limits: &Limits) -> anyhow::Result<Vec<Event>> {
+/// Parses and prepares NDJSON on every core, keeping line numbers for errors.
+fn parse_ndjson_parallel(input: &[u8], limits: &Limits) -> anyhow::Result<Vec<Prepared>> {
     let lines: Vec<(usize, &[u8])> = input
         .split(|&b| b == b'\n')
         .enumerate()
         .map(|(n, l)| (n + 1, l.strip_suffix(b"\r").unwrap_or(l)))
         .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
         .collect();
-    let parsed: Result<Vec<Event>, BatchError> = lines
+    let parsed: Result<Vec<Prepared>, BatchError> = lines
         .par_iter()
         .map(|(n, line)| {
-            Event::parse(line, limits).map_err(|error| BatchError::Item {
-                kind: "line",
-                item: *n,
-                error,
-            })
+            Event::parse(line, limits)
+                .map(|e| Prepared::new(&e))
+                .map_err(|error| BatchError::Item {
+                    kind: "line",
+                    item: *n,
+                    error,
+                })
         })
         .collect();
     parsed.context("nothing was appended")

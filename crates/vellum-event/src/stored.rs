@@ -7,10 +7,33 @@ use crate::{Event, EventError, Timestamp};
 /// canonical body after its opening brace. These exact bytes are the Merkle leaf.
 pub fn stored_prefix(out: &mut Vec<u8>, index: u64, received: &str) {
     out.extend_from_slice(b"{\"index\":");
-    out.extend_from_slice(index.to_string().as_bytes());
+    push_decimal(out, index);
     out.extend_from_slice(b",\"received\":\"");
     out.extend_from_slice(received.as_bytes());
     out.extend_from_slice(b"\",");
+}
+
+/// Appends `n` in decimal without allocating (this runs once per stored event).
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends the stored bytes of an event whose canonical body (see
+/// [`crate::Event::canonical_body`]) is already made: the prefix, then the body after its
+/// opening brace.
+pub fn write_stored_body(out: &mut Vec<u8>, index: u64, received: &str, canonical_body: &[u8]) {
+    stored_prefix(out, index, received);
+    out.extend_from_slice(canonical_body.get(1..).unwrap_or_default());
 }
 
 impl crate::Event {
@@ -92,6 +115,14 @@ mod tests {
         let stored = StoredEvent::parse(&bytes).unwrap();
         assert_eq!(stored.index, 42);
         assert_eq!(StoredEvent::index_of(&bytes), Some(42));
+        let mut again = Vec::new();
+        write_stored_body(&mut again, 42, "2026-11-26T16:55:08.976526Z", &body);
+        assert_eq!(again, bytes);
+        for n in [0, 7, 10, 99, 1234567890123, u64::MAX] {
+            let mut d = Vec::new();
+            push_decimal(&mut d, n);
+            assert_eq!(d, n.to_string().as_bytes());
+        }
         assert_eq!(stored.event.id, ev.id);
         assert_eq!(stored.event.canonical_body(), body);
     }

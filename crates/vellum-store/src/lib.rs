@@ -60,4 +60,4 @@ pub use recovery::Recovered;
 pub use retention::{PruneRecord, PruneReport};
 pub use stats::{Histogram, StoreStats};
 pub use verify::{Problem, Report, VerifyOptions, verify};
-pub use writer::{Appended, Issued, Pending, Store};
+pub use writer::{Appended, Issued, Pending, Prepared, Store};

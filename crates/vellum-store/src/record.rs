@@ -33,7 +33,12 @@ pub(crate) enum Frame<'a> {
 /// Decodes the frame at the start of `buf`. `at_eof` says that no bytes follow `buf`.
 pub(crate) fn decode(buf: &[u8], at_eof: bool) -> Frame<'_> {
     if buf.is_empty() {
-        return Frame::End;
+        // The buffer ending is not the file ending: a record may start right here.
+        return if at_eof {
+            Frame::End
+        } else {
+            Frame::Incomplete { needed: HEADER_LEN }
+        };
     }
     if buf.len() < HEADER_LEN {
         if buf.iter().all(|&b| b == 0) && at_eof {
@@ -92,6 +97,12 @@ mod tests {
         ));
         assert_eq!(decode(&[0; 16], true), Frame::End);
         assert_eq!(decode(&[0; 3], true), Frame::End);
+        assert_eq!(decode(&[], true), Frame::End);
+        // A chunk boundary exactly between two records is not the end of the records.
+        assert!(matches!(
+            decode(&[], false),
+            Frame::Incomplete { needed: HEADER_LEN }
+        ));
         for i in 0..buf.len() * 8 {
             let mut bad = buf.clone();
             bad[i / 8] ^= 1 << (i % 8);

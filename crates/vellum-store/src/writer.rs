@@ -46,6 +46,28 @@ pub struct Appended {
     pub tree_size: u64,
 }
 
+/// An event made ready for the writer: its id fingerprint and canonical body. Preparing
+/// is the CPU work of an append that does not depend on the log, so it happens on the
+/// caller's thread, not the writer's.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    fingerprint: segment::Fingerprint,
+    body: Vec<u8>,
+}
+
+impl Prepared {
+    pub fn new(event: &Event) -> Self {
+        Self {
+            fingerprint: segment::fingerprint(event.id.as_str()),
+            body: event.canonical_body(),
+        }
+    }
+}
+
+fn prepare(events: &[Event]) -> Vec<Prepared> {
+    events.iter().map(Prepared::new).collect()
+}
+
 /// An append in flight (see [`Store::append_deferred`]).
 #[derive(Debug)]
 pub struct Pending(tokio::sync::oneshot::Receiver<Result<Appended>>);
@@ -67,7 +89,7 @@ pub struct Issued {
 type Reply<T> = tokio::sync::oneshot::Sender<Result<T>>;
 
 enum Command {
-    Append(Vec<Event>, Reply<Appended>),
+    Append(Vec<Prepared>, Reply<Appended>),
     Checkpoint(Reply<Issued>),
     Prune(Timestamp, Reply<PruneReport>),
 }
@@ -184,11 +206,16 @@ impl Store {
     /// [`StoreError::Busy`] when the writer's queue is full.
     pub fn append_detached(&self, events: Vec<Event>) -> Result<()> {
         let (reply, _rx) = tokio::sync::oneshot::channel();
-        self.try_send(Command::Append(events, reply))
+        self.try_send(Command::Append(prepare(&events), reply))
     }
 
     /// Appends events and returns once they are durable (blocking).
     pub fn append(&self, events: Vec<Event>) -> Result<Appended> {
+        self.append_prepared(prepare(&events))
+    }
+
+    /// Like [`Store::append`], for events already prepared (e.g. on several threads).
+    pub fn append_prepared(&self, events: Vec<Prepared>) -> Result<Appended> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.send(Command::Append(events, reply))?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
@@ -197,6 +224,11 @@ impl Store {
     /// Queues events for appending without waiting; [`Pending::wait`] returns once they
     /// are durable. Lets one caller keep several commits in flight.
     pub fn append_deferred(&self, events: Vec<Event>) -> Result<Pending> {
+        self.append_deferred_prepared(prepare(&events))
+    }
+
+    /// Like [`Store::append_deferred`], for events already prepared.
+    pub fn append_deferred_prepared(&self, events: Vec<Prepared>) -> Result<Pending> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.send(Command::Append(events, reply))?;
         Ok(Pending(rx))
@@ -206,7 +238,7 @@ impl Store {
     /// when the writer's queue is full it fails at once with [`StoreError::Busy`].
     pub async fn append_async(&self, events: Vec<Event>) -> Result<Appended> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        self.try_send(Command::Append(events, reply))?;
+        self.try_send(Command::Append(prepare(&events), reply))?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -391,8 +423,8 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, group: Vec<(Vec<Event>, Reply<Appended>)>) {
-        let events: Vec<&[Event]> = group.iter().map(|(e, _)| e.as_slice()).collect();
+    fn commit_group(&mut self, group: Vec<(Vec<Prepared>, Reply<Appended>)>) {
+        let events: Vec<&[Prepared]> = group.iter().map(|(e, _)| e.as_slice()).collect();
         match self.commit(&events) {
             Ok(results) => {
                 for ((_, reply), result) in group.into_iter().zip(results) {
@@ -408,7 +440,7 @@ impl Writer {
     }
 
     /// Makes a group of appends durable; one result per append.
-    pub(crate) fn commit(&mut self, groups: &[&[Event]]) -> Result<Vec<Appended>> {
+    pub(crate) fn commit(&mut self, groups: &[&[Prepared]]) -> Result<Vec<Appended>> {
         if let Some(why) = &self.poisoned {
             return Err(StoreError::Poisoned(why.clone()));
         }
@@ -429,7 +461,7 @@ impl Writer {
                 tree_size: 0,
             };
             for ev in events.iter() {
-                let fp = segment::fingerprint(ev.id.as_str());
+                let fp = ev.fingerprint;
                 if let Some(existing) = self.ids.get(&fp) {
                     r.duplicates += 1;
                     self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -438,7 +470,7 @@ impl Writer {
                 }
                 let at = self.buf.len();
                 self.buf.extend_from_slice(&[0u8; record::HEADER_LEN]);
-                ev.write_stored(&mut self.buf, next, &received);
+                vellum_event::write_stored_body(&mut self.buf, next, &received, &ev.body);
                 let len = self.buf.len() - at - record::HEADER_LEN;
                 let len_bytes = (len as u32).to_le_bytes();
                 let crc = crc32c::crc32c_append(

@@ -1,0 +1,144 @@
+//! Many concurrent callers appending one event each and waiting for durability.
+//!
+//! `--threads` OS threads (default 64) share one `Store`; each appends its own pre-parsed
+//! events one at a time with the blocking `Store::append` (returns once fdatasync'ed and in
+//! the Merkle tree), timing every call. Throughput is all events over the time from the start
+//! barrier until the last thread is done. Every run uses a fresh data directory.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use vellum_bench::{fresh_dir, load_events, median, percentile, remove_dir, us, writer_schedstat};
+use vellum_event::Event;
+use vellum_store::Store;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// NDJSON events (native shape), e.g. from `gen_events.py 1000000`.
+    #[arg(long)]
+    events: PathBuf,
+    /// Concurrent appenders.
+    #[arg(long, default_value_t = 64)]
+    threads: usize,
+    /// Events each appender appends (one per call).
+    #[arg(long, default_value_t = 2_000)]
+    per_thread: usize,
+    /// Repetitions; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Where the data directories are made.
+    #[arg(long, default_value = "/var/tmp/vellum-bench")]
+    dir: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let threads = args.threads.max(1);
+    let per = args.per_thread.max(1);
+    let events = load_events(&args.events, Some(threads * per))?;
+    anyhow::ensure!(
+        events.len() == threads * per,
+        "need {} events in {}, found {}",
+        threads * per,
+        args.events.display(),
+        events.len()
+    );
+    eprintln!(
+        "append_concurrent: {threads} threads x {per} single-event appends, {} runs",
+        args.runs
+    );
+    let (mut rates, mut p50s, mut p99s, mut p999s, mut groups) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut intervals = Vec::new();
+    for run in 1..=args.runs.max(1) {
+        let dir = fresh_dir(&args.dir, "append-concurrent")?;
+        let store = Store::open(&dir, vellum_bench::store_options())
+            .with_context(|| format!("opening {}", dir.display()))?;
+        let barrier = Arc::new(Barrier::new(threads + 1));
+        let mut handles = Vec::with_capacity(threads);
+        for chunk in events.chunks(per) {
+            let mine: Vec<Event> = chunk.to_vec();
+            let store = store.clone();
+            let barrier = barrier.clone();
+            handles.push(std::thread::spawn(
+                move || -> anyhow::Result<(Vec<Duration>, Vec<u64>, Instant)> {
+                    let mut lat = Vec::with_capacity(mine.len());
+                    let mut sizes = Vec::with_capacity(mine.len());
+                    barrier.wait();
+                    for ev in mine {
+                        let t = Instant::now();
+                        let r = store.append(vec![ev])?;
+                        lat.push(t.elapsed());
+                        anyhow::ensure!(r.accepted == 1, "an event was not stored");
+                        sizes.push(r.tree_size);
+                    }
+                    Ok((lat, sizes, Instant::now()))
+                },
+            ));
+        }
+        let size_before = store.tree_size();
+        let sched0 = writer_schedstat()?;
+        barrier.wait();
+        let start = Instant::now();
+        let mut all = Vec::with_capacity(threads * per);
+        let mut commits = Vec::with_capacity(threads * per);
+        let mut end = start;
+        for h in handles {
+            let (lat, sizes, done) = h
+                .join()
+                .map_err(|_| anyhow::anyhow!("an appender thread panicked"))??;
+            all.extend(lat);
+            commits.extend(sizes);
+            end = end.max(done);
+        }
+        let secs = (end - start).as_secs_f64();
+        let sched1 = writer_schedstat()?;
+        let busy = (sched1.0 - sched0.0) as f64 / 1e9 / secs * 100.0;
+        let waited = (sched1.1 - sched0.1) as f64 / 1e9;
+        let appended = store.tree_size() - size_before;
+        drop(store);
+        remove_dir(&dir)?;
+        all.sort_unstable();
+        let rate = all.len() as f64 / secs;
+        let (p50, p99, p999) = (
+            percentile(&all, 50.0),
+            percentile(&all, 99.0),
+            percentile(&all, 99.9),
+        );
+        // Every append of one commit is answered with the same tree size: distinct sizes
+        // count the commits (one fdatasync each).
+        commits.sort_unstable();
+        commits.dedup();
+        let per_commit = all.len() as f64 / commits.len().max(1) as f64;
+        println!(
+            "run {run}: {} events in {secs:.3} s = {rate:.0} events/s; latency p50 {:.0} us, p99 {:.0} us, p99.9 {:.0} us, max {:.0} us; {} commits ({:.2} ms apart), {per_commit:.1} events per commit; writer on CPU {busy:.0}% of the time, waiting for a CPU {waited:.2} s",
+            appended,
+            us(p50),
+            us(p99),
+            us(p999),
+            us(all.last().copied().unwrap_or_default()),
+            commits.len(),
+            secs * 1e3 / commits.len().max(1) as f64,
+        );
+        rates.push(rate);
+        p50s.push(us(p50));
+        p99s.push(us(p99));
+        p999s.push(us(p999));
+        groups.push(per_commit);
+        intervals.push(secs * 1e3 / commits.len().max(1) as f64);
+    }
+    println!(
+        "RESULT append_concurrent threads={threads} per_thread={per} runs={} median_events_per_s={:.0} median_p50_us={:.0} median_p99_us={:.0} median_p999_us={:.0} events_per_commit={:.0} median_commit_interval_ms={:.2}",
+        rates.len(),
+        median(&rates),
+        median(&p50s),
+        median(&p99s),
+        median(&p999s),
+        median(&groups),
+        median(&intervals),
+    );
+    Ok(())
+}
