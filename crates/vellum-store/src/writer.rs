@@ -290,6 +290,9 @@ pub(crate) struct Writer {
     idx_buf: Vec<u8>,
 }
 
+/// Commits with at least this many events hash their leaves in parallel.
+const PARALLEL_LEAVES: usize = 2048;
+
 /// Most events gathered into one commit.
 const MAX_GROUP_EVENTS: usize = 1 << 16;
 
@@ -544,9 +547,20 @@ impl Writer {
     fn after_durable(&mut self, offsets: &[(usize, usize)]) -> Result<()> {
         self.seg.idx_pending.extend_from_slice(&self.idx_buf);
         self.leaves.clear();
-        for (at, len) in offsets {
+        let buf = &self.buf;
+        let leaf = |&(at, len): &(usize, usize)| {
             let p = at + record::HEADER_LEN;
-            self.leaves.push(leaf_hash(&self.buf[p..p + len]));
+            leaf_hash(&buf[p..p + len])
+        };
+        if offsets.len() >= PARALLEL_LEAVES {
+            // Large commits hash their leaves on every core; the tree is folded in order.
+            use rayon::prelude::*;
+            offsets
+                .par_iter()
+                .map(leaf)
+                .collect_into_vec(&mut self.leaves);
+        } else {
+            self.leaves.extend(offsets.iter().map(leaf));
         }
         let tree = &mut self.tree;
         let mut failed = None;
