@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Ingest over HTTP (vellum serve, NDJSON batches, keep-alive, durable and Merkle-hashed)
+against rsyslog (imptcp -> omfile, no fsync, no integrity: ../shared/baselines/rsyslog_peer.py)
+on the same events, in the same run, alternating; then single-event POSTs from many
+connections with p50/p99 latency.
+
+usage: bench/http_vs_rsyslog.py [--events N] [--batch 1000] [--conns 4] [--runs 3]
+                                [--single-conns 64] [--single-events 20000]
+Needs rsyslogd (apt-get install rsyslog) and a release build of vellum (common.binary).
+The clock for vellum runs from the first request sent to the last 200 received: every
+event acknowledged is fsync'ed. Prints every run and RESULT lines of medians.
+"""
+import argparse, http.client, json, os, re, subprocess, sys, threading, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import BASELINES, WORK, binary, events_file, fresh, loadavg, median  # noqa: E402
+
+
+def start_server(data):
+    fresh(data)
+    proc = subprocess.Popen([binary("vellum"), "--data", data, "serve", "--listen", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    token, addr = None, None
+    for line in proc.stdout:
+        if line.startswith("vk-"):
+            token = line.strip()
+        m = re.search(r"audit API on http://(\S+)", line)
+        if m:
+            addr = m.group(1)
+            break
+    if not (token and addr):
+        proc.kill()
+        sys.exit("vellum serve did not start")
+    host, port = addr.rsplit(":", 1)
+    return proc, token, host, int(port)
+
+
+def stop_server(proc):
+    proc.terminate()
+    proc.wait(timeout=60)
+
+
+def post(conn, token, body, ctype):
+    conn.request("POST", "/v1/events", body=body,
+                 headers={"Authorization": f"Bearer {token}", "Content-Type": ctype})
+    resp = conn.getresponse()
+    data = resp.read()
+    if resp.status != 200:
+        raise RuntimeError(f"{resp.status}: {data[:200]!r}")
+    return json.loads(data)
+
+
+def http_batches(lines, batch, conns, data):
+    proc, token, host, port = start_server(data)
+    try:
+        bodies = [b"\n".join(lines[i:i + batch]) + b"\n" for i in range(0, len(lines), batch)]
+        parts = [bodies[i::conns] for i in range(conns)]
+        accepted = [0] * conns
+
+        def worker(i):
+            c = http.client.HTTPConnection(host, port, timeout=120)
+            for b in parts[i]:
+                accepted[i] += post(c, token, b, "application/x-ndjson")["accepted"]
+            c.close()
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seconds = time.perf_counter() - start
+        if sum(accepted) != len(lines):
+            sys.exit(f"vellum accepted {sum(accepted)} of {len(lines)}")
+        return seconds
+    finally:
+        stop_server(proc)
+
+
+def http_single(lines, conns, data):
+    proc, token, host, port = start_server(data)
+    try:
+        parts = [lines[i::conns] for i in range(conns)]
+        lat = [[] for _ in range(conns)]
+
+        def worker(i):
+            c = http.client.HTTPConnection(host, port, timeout=120)
+            for line in parts[i]:
+                t = time.perf_counter()
+                post(c, token, line, "application/json")
+                lat[i].append(time.perf_counter() - t)
+            c.close()
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seconds = time.perf_counter() - start
+        all_lat = sorted(x for l in lat for x in l)
+        pick = lambda q: all_lat[min(len(all_lat) - 1, int(q * len(all_lat)))]  # noqa: E731
+        return len(lines) / seconds, pick(0.5) * 1e3, pick(0.99) * 1e3
+    finally:
+        stop_server(proc)
+
+
+def rsyslog(path):
+    out = subprocess.run([sys.executable, os.path.join(BASELINES, "rsyslog_peer.py"), path,
+                          os.path.join(WORK, "rsyslog-work")], capture_output=True, text=True, check=True).stdout
+    fresh(os.path.join(WORK, "rsyslog-work"))
+    return float(re.search(r"seconds=([0-9.]+)", out).group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--conns", type=int, default=4)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--single-conns", type=int, default=64)
+    ap.add_argument("--single-events", type=int, default=20_000)
+    a = ap.parse_args()
+    path = events_file(a.events)
+    lines = open(path, "rb").read().splitlines()
+    data = os.path.join(WORK, "http-data")
+    v, r = [], []
+    for run in range(a.runs):
+        vs = http_batches(lines, a.batch, a.conns, data)
+        rs = rsyslog(path)
+        v.append(len(lines) / vs)
+        r.append(len(lines) / rs)
+        print(f"run {run + 1}: vellum HTTP {v[-1]:.0f} events/s ({vs:.2f} s), rsyslog {r[-1]:.0f} events/s "
+              f"({rs:.2f} s), ratio {v[-1] / r[-1]:.2f}; load {loadavg()}", flush=True)
+    print(f"RESULT http_batches events={len(lines)} batch={a.batch} conns={a.conns} runs={a.runs} "
+          f"vellum_median={median(v):.0f} rsyslog_median={median(r):.0f} ratio={median(v) / median(r):.2f}")
+    singles = []
+    for run in range(a.runs):
+        s = http_single(lines[:a.single_events], a.single_conns, data)
+        singles.append(s)
+        print(f"run {run + 1}: single-event POSTs from {a.single_conns} connections: {s[0]:.0f} events/s, "
+              f"p50 {s[1]:.2f} ms, p99 {s[2]:.2f} ms; load {loadavg()}", flush=True)
+    print(f"RESULT http_single conns={a.single_conns} events={a.single_events} runs={a.runs} "
+          f"events_per_s_median={median([s[0] for s in singles]):.0f} "
+          f"p50_ms_median={median([s[1] for s in singles]):.2f} p99_ms_median={median([s[2] for s in singles]):.2f}")
+    fresh(data)
+
+
+if __name__ == "__main__":
+    main()
