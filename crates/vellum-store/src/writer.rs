@@ -237,8 +237,14 @@ impl Store {
     /// Appends events and resolves once they are durable. Never blocks the caller's thread:
     /// when the writer's queue is full it fails at once with [`StoreError::Busy`].
     pub async fn append_async(&self, events: Vec<Event>) -> Result<Appended> {
+        self.append_prepared_async(prepare(&events)).await
+    }
+
+    /// Like [`Store::append_async`], for events already prepared (e.g. off the runtime's
+    /// threads).
+    pub async fn append_prepared_async(&self, events: Vec<Prepared>) -> Result<Appended> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        self.try_send(Command::Append(prepare(&events), reply))?;
+        self.try_send(Command::Append(events, reply))?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use vellum_event::{BodyFormat, Category, Event, Filter, Outcome, Timestamp, parse_batch};
-use vellum_store::Role;
+use vellum_store::{Prepared, Role};
 
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
@@ -63,17 +63,20 @@ pub async fn ingest(
         _ => BodyFormat::Json,
     };
     let limits = state.limits;
-    // Parsing a large batch is CPU work: keep it off the I/O threads.
-    let events = blocking(move || parse_batch(&body, format, &limits))
-        .await?
-        .map_err(|e| {
-            let code = match e.event_error() {
-                Some(vellum_event::EventError::TooLarge { .. }) => "event_too_large",
-                _ => "invalid_event",
-            };
-            AppError::bad_request(code, e.to_string())
-        })?;
-    let r = state.store.append_async(events).await?;
+    // Parsing and preparing a batch is CPU work: keep it off the runtime's threads.
+    let events = blocking(move || {
+        parse_batch(&body, format, &limits)
+            .map(|evs| evs.iter().map(Prepared::new).collect::<Vec<_>>())
+    })
+    .await?
+    .map_err(|e| {
+        let code = match e.event_error() {
+            Some(vellum_event::EventError::TooLarge { .. }) => "event_too_large",
+            _ => "invalid_event",
+        };
+        AppError::bad_request(code, e.to_string())
+    })?;
+    let r = state.store.append_prepared_async(events).await?;
     Ok(Json(json!({
         "accepted": r.accepted,
         "duplicates": r.duplicates,
