@@ -24,8 +24,6 @@ pub(crate) fn verify(data: &Path, args: VerifyArgs) -> anyhow::Result<()> {
         Some(k) => Some(read_key(k)?),
         None => None,
     };
-    let total = std::cell::Cell::new(0u64);
-    let _ = &total;
     let bar = progress(0, "verifying");
     let report_progress = |done: u64, total: u64| {
         if let Some(b) = &bar {

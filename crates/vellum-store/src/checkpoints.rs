@@ -10,7 +10,7 @@ use vellum_note::{Checkpoint, VerifierKey};
 
 use crate::error::{IoContext, Result, StoreError};
 use crate::layout::{self, Layout};
-use crate::record::{self, Frame};
+use crate::record::{self, LogEnd};
 
 /// One checkpoint as kept in the log: its position in the file and its note text.
 #[derive(Clone, Debug)]
@@ -47,75 +47,62 @@ impl CheckpointLog {
 /// Reads every checkpoint note in the log. Only a bad record that runs to the end of the
 /// file is a torn tail; one followed by more bytes is damage.
 pub(crate) fn read_all(layout: &Layout) -> Result<CheckpointLog> {
+    Ok(read_from(layout, 0, 0)?.0)
+}
+
+/// Reads the checkpoints from byte `offset` on (the `seq`-th record starts there); returns
+/// them and the offset just past the last intact one.
+pub(crate) fn read_from(layout: &Layout, offset: u64, seq: usize) -> Result<(CheckpointLog, u64)> {
     let path = layout.file(layout::CHECKPOINTS);
     let mut bytes = Vec::new();
     match File::open(&path) {
         Ok(mut f) => {
-            f.read_to_end(&mut bytes)
+            std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset))
+                .and_then(|_| f.read_to_end(&mut bytes))
                 .ctx(|| format!("reading {}", path.display()))?;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CheckpointLog::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((CheckpointLog::default(), 0));
+        }
         Err(e) => return Err(e).ctx(|| format!("reading {}", path.display())),
     }
+    let (records, end) = record::read_log(&bytes, offset);
     let mut out = CheckpointLog::default();
-    let mut pos = 0usize;
-    loop {
-        let rest = &bytes[pos..];
-        match record::decode(rest, true) {
-            Frame::Record(p) => {
-                let Ok(note) = std::str::from_utf8(p) else {
-                    out.damaged = Some((pos as u64, "a checkpoint that is not UTF-8"));
-                    return Ok(out);
-                };
-                out.list.push(StoredCheckpoint {
-                    seq: out.list.len(),
-                    note: note.to_string(),
-                });
-                pos += record::HEADER_LEN + p.len();
-            }
-            Frame::End if rest.is_empty() => return Ok(out),
-            Frame::End if rest.iter().all(|&b| b == 0) => {
-                out.torn = Some(pos as u64);
-                return Ok(out);
-            }
-            Frame::End => {
-                out.damaged = Some((pos as u64, "a zeroed record header"));
-                return Ok(out);
-            }
-            Frame::Incomplete { .. } | Frame::Bad(_) => {
-                let claimed_end = (rest.len() >= record::HEADER_LEN).then(|| {
-                    record::HEADER_LEN
-                        + u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize
-                });
-                match claimed_end {
-                    Some(end) if end < rest.len() => {
-                        out.damaged = Some((
-                            pos as u64,
-                            "a checkpoint record whose checksum does not match",
-                        ));
-                    }
-                    _ => out.torn = Some(pos as u64),
-                }
-                return Ok(out);
-            }
-        }
+    let mut next = offset;
+    for (at, payload) in records {
+        let Ok(note) = std::str::from_utf8(payload) else {
+            out.damaged = Some((at, "a checkpoint that is not UTF-8"));
+            return Ok((out, next));
+        };
+        out.list.push(StoredCheckpoint {
+            seq: seq + out.list.len(),
+            note: note.to_string(),
+        });
+        next = at + (record::HEADER_LEN + payload.len()) as u64;
     }
+    match end {
+        LogEnd::Clean => {}
+        LogEnd::Torn(at) => out.torn = Some(at),
+        LogEnd::Damaged(at, why) => out.damaged = Some((at, why)),
+    }
+    Ok((out, next))
+}
+
+/// Opens a checkpoint note with the log's key.
+pub(crate) fn open_note(layout: &Layout, note: &str, key: &VerifierKey) -> Result<Checkpoint> {
+    Checkpoint::open(note, key).map_err(|e| {
+        StoreError::corrupt(
+            layout.file(layout::CHECKPOINTS),
+            format!("latest checkpoint: {e}"),
+        )
+    })
 }
 
 /// The latest checkpoint, verified with `key`.
 pub(crate) fn latest(layout: &Layout, key: &VerifierKey) -> Result<Option<(Checkpoint, String)>> {
-    let all = read_all(layout)?.intact(layout)?;
-    match all.last() {
+    match read_all(layout)?.intact(layout)?.pop() {
         None => Ok(None),
-        Some(c) => {
-            let cp = Checkpoint::open(&c.note, key).map_err(|e| {
-                StoreError::corrupt(
-                    layout.file(layout::CHECKPOINTS),
-                    format!("latest checkpoint: {e}"),
-                )
-            })?;
-            Ok(Some((cp, c.note.clone())))
-        }
+        Some(c) => Ok(Some((open_note(layout, &c.note, key)?, c.note))),
     }
 }
 

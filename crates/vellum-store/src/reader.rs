@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use vellum_merkle::{Hash, LeafIndex, NodeId, NodeSource, TreeSize};
 use vellum_note::{Checkpoint, VerifierKey};
@@ -27,6 +27,16 @@ pub struct LogReader {
     tree: TreeReader,
     /// Open segment and `.idx` files by first index, refreshed when a read misses.
     open: RwLock<OpenSegments>,
+    /// How far `checkpoints.log` has been read, so the latest checkpoint costs a read of
+    /// what was appended since, not of the whole (ever-growing) file.
+    latest: Mutex<LatestCheckpoint>,
+}
+
+#[derive(Debug, Default)]
+struct LatestCheckpoint {
+    offset: u64,
+    seq: usize,
+    note: Option<String>,
 }
 
 /// A segment file and its `.idx`, open.
@@ -61,6 +71,7 @@ impl LogReader {
             origin: meta.origin,
             key,
             open: RwLock::new(OpenSegments::default()),
+            latest: Mutex::new(LatestCheckpoint::default()),
         })
     }
 
@@ -105,7 +116,28 @@ impl LogReader {
 
     /// The latest checkpoint, verified with the log's key, and its note.
     pub fn latest_checkpoint(&self) -> Result<(Checkpoint, String)> {
-        checkpoints::latest(&self.layout, &self.key)?.ok_or(StoreError::NoCheckpoint)
+        let mut latest = self
+            .latest
+            .lock()
+            .map_err(|_| StoreError::InvalidOption("checkpoint cursor lock poisoned".into()))?;
+        let len =
+            std::fs::metadata(self.layout.file(crate::layout::CHECKPOINTS)).map_or(0, |m| m.len());
+        if len < latest.offset {
+            // The writer cut a torn record we had not read past: start over.
+            *latest = LatestCheckpoint::default();
+        }
+        let (log, next) = checkpoints::read_from(&self.layout, latest.offset, latest.seq)?;
+        let mut fresh = log.intact(&self.layout)?;
+        if let Some(last) = fresh.pop() {
+            latest.seq = last.seq + 1;
+            latest.note = Some(last.note);
+            latest.offset = next;
+        }
+        let note = latest.note.clone().ok_or(StoreError::NoCheckpoint)?;
+        Ok((
+            checkpoints::open_note(&self.layout, &note, &self.key)?,
+            note,
+        ))
     }
 
     /// The segment holding `index` and its open files; `fresh` re-lists the directory.

@@ -78,6 +78,51 @@ pub(crate) fn decode(buf: &[u8], at_eof: bool) -> Frame<'_> {
     Frame::Record(payload)
 }
 
+/// How an append-only framed log (the checkpoint and prune logs: no preallocation) ends
+/// after its last intact record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogEnd {
+    Clean,
+    /// A bad record that runs to the end of the file, or zeros to the end: a crash while
+    /// appending. It starts at this offset and is cut on the next open.
+    Torn(u64),
+    /// A bad record followed by more bytes: not a crash; the file was altered or damaged.
+    Damaged(u64, &'static str),
+}
+
+/// Splits an append-only framed log into its intact records (with their offsets, relative
+/// to `base`) and says how it ends.
+pub(crate) fn read_log(bytes: &[u8], base: u64) -> (Vec<(u64, &[u8])>, LogEnd) {
+    let mut records = Vec::new();
+    let mut pos = 0usize;
+    loop {
+        let rest = &bytes[pos..];
+        let at = base + pos as u64;
+        let end = match decode(rest, true) {
+            Frame::Record(p) => {
+                records.push((at, p));
+                pos += HEADER_LEN + p.len();
+                continue;
+            }
+            Frame::End if rest.is_empty() => LogEnd::Clean,
+            Frame::End if rest.iter().all(|&b| b == 0) => LogEnd::Torn(at),
+            Frame::End => LogEnd::Damaged(at, "a zeroed record header"),
+            Frame::Incomplete { .. } | Frame::Bad(_) => {
+                let claimed_end = (rest.len() >= HEADER_LEN).then(|| {
+                    HEADER_LEN + u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize
+                });
+                match claimed_end {
+                    Some(end) if end < rest.len() => {
+                        LogEnd::Damaged(at, "a record whose checksum does not match")
+                    }
+                    _ => LogEnd::Torn(at),
+                }
+            }
+        };
+        return (records, end);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +156,21 @@ mod tests {
                 "bit {i}"
             );
         }
+    }
+
+    #[test]
+    fn only_a_bad_last_record_is_torn() {
+        let mut log = Vec::new();
+        encode(&mut log, b"one");
+        encode(&mut log, b"two");
+        let (recs, end) = read_log(&log, 0);
+        assert_eq!((recs.len(), end), (2, LogEnd::Clean));
+        assert_eq!(read_log(&log[..log.len() - 1], 0).1, LogEnd::Torn(11));
+        let mut zeros = log.clone();
+        zeros.extend_from_slice(&[0; 9]);
+        assert_eq!(read_log(&zeros, 0).1, LogEnd::Torn(22));
+        let mut bad = log.clone();
+        bad[9] ^= 1;
+        assert!(matches!(read_log(&bad, 100).1, LogEnd::Damaged(100, _)));
     }
 }

@@ -15,7 +15,7 @@ use vellum_event::{Category, Event, Outcome, StoredEvent, Timestamp};
 
 use crate::error::{IoContext, Result, StoreError};
 use crate::layout::{self, Layout};
-use crate::record::{self, Frame};
+use crate::record::{self, LogEnd};
 use crate::recovery::{idx_len, idx_offset};
 use crate::segment;
 use crate::writer::Writer;
@@ -74,50 +74,27 @@ fn read_prunes_and_tail(layout: &Layout) -> Result<(Vec<PruneRecord>, Option<u64
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
         Err(e) => return Err(e).ctx(|| format!("reading {}", path.display())),
     }
+    let (records, end) = record::read_log(&bytes, 0);
     let mut out: Vec<PruneRecord> = Vec::new();
-    let mut pos = 0;
-    loop {
-        let rest = &bytes[pos..];
-        match record::decode(rest, true) {
-            Frame::Record(p) => {
-                let r: PruneRecord = serde_json::from_slice(p).map_err(|e| {
-                    StoreError::corrupt(&path, format!("record {}: {e}", out.len()))
-                })?;
-                if r.first_index != out.last().map_or(0, |l| l.end_index)
-                    || r.end_index <= r.first_index
-                {
-                    return Err(StoreError::corrupt(
-                        &path,
-                        format!("record {} does not follow the one before", out.len()),
-                    ));
-                }
-                pos += record::HEADER_LEN + p.len();
-                out.push(r);
-            }
-            Frame::End if rest.iter().all(|&b| b == 0) => {
-                return Ok((out, (!rest.is_empty()).then_some(pos as u64)));
-            }
-            Frame::End => {
-                return Err(StoreError::corrupt(
-                    &path,
-                    format!("a zeroed record header at offset {pos}"),
-                ));
-            }
-            Frame::Incomplete { .. } | Frame::Bad(_) => {
-                let claimed_end = (rest.len() >= record::HEADER_LEN).then(|| {
-                    record::HEADER_LEN
-                        + u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize
-                });
-                return match claimed_end {
-                    // Only the last record can be torn; damage before it is not a crash.
-                    Some(end) if end < rest.len() => Err(StoreError::corrupt(
-                        &path,
-                        format!("a damaged record at offset {pos} before the end"),
-                    )),
-                    _ => Ok((out, Some(pos as u64))),
-                };
-            }
+    for (_, payload) in records {
+        let r: PruneRecord = serde_json::from_slice(payload)
+            .map_err(|e| StoreError::corrupt(&path, format!("record {}: {e}", out.len())))?;
+        if r.first_index != out.last().map_or(0, |l| l.end_index) || r.end_index <= r.first_index {
+            return Err(StoreError::corrupt(
+                &path,
+                format!("record {} does not follow the one before", out.len()),
+            ));
         }
+        out.push(r);
+    }
+    match end {
+        LogEnd::Clean => Ok((out, None)),
+        LogEnd::Torn(at) => Ok((out, Some(at))),
+        // Only the last record can be torn; damage before it is not a crash.
+        LogEnd::Damaged(at, why) => Err(StoreError::corrupt(
+            &path,
+            format!("{why} at offset {at}, before the end"),
+        )),
     }
 }
 

@@ -318,15 +318,9 @@ pub fn verify(dir: impl Into<PathBuf>, opts: &VerifyOptions<'_>) -> Result<Repor
                 }
                 expected += 1;
                 if let Some(list) = checks.get(&expected) {
-                    let before = report.problems.len();
-                    check_root(&mut report, expected, frontier.root(), list, None);
-                    if report.problems.len() > before {
-                        // A signed root differs although every leaf matched the tree files:
-                        // the files were rewritten consistently. The bad index is below here.
-                        if let Some(p) = report.problems.last_mut() {
-                            p.file = Some(path.clone());
-                        }
-                    }
+                    // A signed root that differs although every leaf matched the tree files:
+                    // the files were rewritten consistently; the bad index is below here.
+                    check_root(&mut report, expected, frontier.root(), list, Some(&path));
                 }
                 done_bytes += (s.payload.len() + 8) as u64;
                 report.bytes_checked += (s.payload.len() + 8) as u64;
@@ -397,12 +391,12 @@ pub fn verify(dir: impl Into<PathBuf>, opts: &VerifyOptions<'_>) -> Result<Repor
     Ok(report)
 }
 
-fn check_root(report: &mut Report, size: u64, root: Hash, list: &[Check], file: Option<PathBuf>) {
+fn check_root(report: &mut Report, size: u64, root: Hash, list: &[Check], file: Option<&PathBuf>) {
     for c in list {
         if c.root != root {
             report.problems.push(Problem {
                 index: Some(size.saturating_sub(1)),
-                file: file.clone(),
+                file: file.cloned(),
                 what: format!(
                     "the tree of the first {size} events does not match {}: an event below index {size} was changed, or the log forked",
                     c.label
