@@ -11,6 +11,10 @@ use anyhow::{Context, bail};
 use rayon::prelude::*;
 use vellum_event::{Event, EventId, Limits};
 
+/// The same allocator as the `vellum` binary, so the benchmarks measure what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Reads an NDJSON file (as `gen_events.py` writes it) and parses every line, on every core.
 /// With `limit`, only the first `limit` events are read (the rest of the file is not loaded).
 pub fn load_events(path: &Path, limit: Option<usize>) -> anyhow::Result<Vec<Event>> {
@@ -135,6 +139,28 @@ fn find_writer_schedstat() -> anyhow::Result<Option<(u64, u64)>> {
         }
     }
     Ok(found)
+}
+
+/// CPU time of this whole process so far (user + system, every thread, exited ones too),
+/// from `/proc/self/stat`, in seconds (resolution: one clock tick, 10 ms). Divided by the
+/// events of a run it gives the CPU an event costs, a figure a busy machine disturbs less
+/// than wall time.
+pub fn process_cpu_secs() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("unexpected /proc/self/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .context("unexpected /proc/self/stat")
+    };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 /// A new, empty directory `base/name` (an old one of that name is removed first).

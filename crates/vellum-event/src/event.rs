@@ -557,7 +557,7 @@ impl Event {
         out.extend_from_slice(b"{\"id\":");
         push_json_str(out, self.id.as_str());
         out.extend_from_slice(b",\"time\":\"");
-        out.extend_from_slice(self.time.to_string().as_bytes());
+        self.time.write_to(out);
         out.extend_from_slice(b"\",\"category\":\"");
         out.extend_from_slice(self.category.as_str().as_bytes());
         out.extend_from_slice(b"\",\"action\":");

@@ -78,20 +78,41 @@ impl FromStr for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The stored form, `2026-11-26T16:55:08.976526Z`: always 27 ASCII bytes (years are
+    /// 0001 to 9999). Written digit by digit: this runs for every event appended.
+    pub fn to_bytes(&self) -> [u8; 27] {
+        let d = self.0;
+        let mut b = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut n: u32| {
+            for i in (at..at + width).rev() {
+                if let Some(slot) = b.get_mut(i) {
+                    *slot = b'0' + (n % 10) as u8;
+                }
+                n /= 10;
+            }
+        };
+        put(0, 4, d.year().unsigned_abs());
+        put(5, 2, u8::from(d.month()).into());
+        put(8, 2, d.day().into());
+        put(11, 2, d.hour().into());
+        put(14, 2, d.minute().into());
+        put(17, 2, d.second().into());
+        put(20, 6, d.nanosecond() / 1000);
+        b
+    }
+
+    /// Appends [`Timestamp::to_bytes`] to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_bytes());
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.0;
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            d.year(),
-            u8::from(d.month()),
-            d.day(),
-            d.hour(),
-            d.minute(),
-            d.second(),
-            d.nanosecond() / 1000
-        )
+        let bytes = self.to_bytes();
+        // Only ASCII digits and separators were written.
+        f.write_str(std::str::from_utf8(&bytes).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -133,6 +154,35 @@ mod tests {
             "2026-11-26",
         ] {
             assert!(Timestamp::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The digit-by-digit writer agrees with the `time` crate's own formatting, across the
+    /// whole range of years and at the edges of every field.
+    #[test]
+    fn stored_form_matches_the_time_crate() {
+        let reference = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+        );
+        let first = Timestamp::parse("0001-01-01T00:00:00Z")
+            .unwrap()
+            .unix_micros();
+        let last = Timestamp::parse("9999-12-31T23:59:59.999999Z")
+            .unwrap()
+            .unix_micros();
+        let mut micros = first;
+        let step = (last - first) / 10_007;
+        while micros <= last {
+            for m in [micros, micros + 999_999, micros + 86_399_999_999] {
+                if let Some(t) = Timestamp::from_unix_micros(m.min(last)) {
+                    let want = t.0.format(&reference).unwrap();
+                    assert_eq!(t.to_string(), want);
+                    let mut out = Vec::new();
+                    t.write_to(&mut out);
+                    assert_eq!(out, want.as_bytes());
+                }
+            }
+            micros += step;
         }
     }
 }

@@ -50,15 +50,19 @@ impl IdWindow {
         if self.capacity == 0 {
             return;
         }
-        self.map.insert(fp, index);
-        self.order.push_back((fp, index));
-        while self.order.len() > self.capacity {
-            if let Some((old, at)) = self.order.pop_front()
-                && self.map.get(&old) == Some(&at)
-            {
-                self.map.remove(&old);
+        // Make room first, so the queue never grows past the capacity it was allocated with.
+        while self.order.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some((old, at)) => {
+                    if self.map.get(&old) == Some(&at) {
+                        self.map.remove(&old);
+                    }
+                }
+                None => break,
             }
         }
+        self.map.insert(fp, index);
+        self.order.push_back((fp, index));
     }
 
     /// Forgets every index `< end` (pruned events).
@@ -85,5 +89,36 @@ impl IdWindow {
                 self.map.remove(&fp);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(n: u8) -> Fingerprint {
+        [n; 16]
+    }
+
+    #[test]
+    fn remembers_the_last_capacity_ids_without_growing() {
+        let mut w = IdWindow::new(3);
+        let allocated = w.order.capacity();
+        for i in 0..10u8 {
+            w.insert(fp(i), u64::from(i));
+            assert!(w.order.len() <= 3);
+            assert_eq!(w.order.capacity(), allocated, "after inserting {i}");
+        }
+        for i in 0..7u8 {
+            assert_eq!(w.get(&fp(i)), None, "{i} should be forgotten");
+        }
+        for i in 7..10u8 {
+            assert_eq!(w.get(&fp(i)), Some(u64::from(i)));
+        }
+        w.forget_from(9);
+        assert_eq!(w.get(&fp(9)), None);
+        w.forget_below(8);
+        assert_eq!(w.get(&fp(7)), None);
+        assert_eq!(w.get(&fp(8)), Some(8));
     }
 }

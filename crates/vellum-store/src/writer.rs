@@ -64,8 +64,23 @@ impl Prepared {
     }
 }
 
-fn prepare(events: &[Event]) -> Vec<Prepared> {
-    events.iter().map(Prepared::new).collect()
+/// Appends of at least this many events are prepared (and their events dropped) on every
+/// core rather than on the calling thread alone.
+const PARALLEL_PREPARE: usize = 1024;
+
+/// Prepares a caller's events, consuming them: dropping an event (its maps and strings)
+/// costs about as much as preparing it, so large batches do both on the rayon pool.
+fn prepare(events: Vec<Event>) -> Vec<Prepared> {
+    if events.len() >= PARALLEL_PREPARE {
+        use rayon::prelude::*;
+        events
+            .into_par_iter()
+            .with_min_len(256)
+            .map(|e| Prepared::new(&e))
+            .collect()
+    } else {
+        events.iter().map(Prepared::new).collect()
+    }
 }
 
 /// An append in flight (see [`Store::append_deferred`]).
@@ -206,12 +221,12 @@ impl Store {
     /// [`StoreError::Busy`] when the writer's queue is full.
     pub fn append_detached(&self, events: Vec<Event>) -> Result<()> {
         let (reply, _rx) = tokio::sync::oneshot::channel();
-        self.try_send(Command::Append(prepare(&events), reply))
+        self.try_send(Command::Append(prepare(events), reply))
     }
 
     /// Appends events and returns once they are durable (blocking).
     pub fn append(&self, events: Vec<Event>) -> Result<Appended> {
-        self.append_prepared(prepare(&events))
+        self.append_prepared(prepare(events))
     }
 
     /// Like [`Store::append`], for events already prepared (e.g. on several threads).
@@ -224,7 +239,7 @@ impl Store {
     /// Queues events for appending without waiting; [`Pending::wait`] returns once they
     /// are durable. Lets one caller keep several commits in flight.
     pub fn append_deferred(&self, events: Vec<Event>) -> Result<Pending> {
-        self.append_deferred_prepared(prepare(&events))
+        self.append_deferred_prepared(prepare(events))
     }
 
     /// Like [`Store::append_deferred`], for events already prepared.
@@ -237,7 +252,7 @@ impl Store {
     /// Appends events and resolves once they are durable. Never blocks the caller's thread:
     /// when the writer's queue is full it fails at once with [`StoreError::Busy`].
     pub async fn append_async(&self, events: Vec<Event>) -> Result<Appended> {
-        self.append_prepared_async(prepare(&events)).await
+        self.append_prepared_async(prepare(events)).await
     }
 
     /// Like [`Store::append_async`], for events already prepared (e.g. off the runtime's

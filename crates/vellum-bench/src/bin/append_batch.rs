@@ -54,12 +54,14 @@ fn main() -> anyhow::Result<()> {
     let mut rates = Vec::new();
     let mut mbps = Vec::new();
     let mut cpus = Vec::new();
+    let mut all_cpus = Vec::new();
     for run in 1..=args.runs.max(1) {
         let batches: Vec<Vec<Event>> = events.chunks(batch).map(<[Event]>::to_vec).collect();
         let dir = fresh_dir(&args.dir, "append-batch")?;
         let store = Store::open(&dir, vellum_bench::store_options())
             .with_context(|| format!("opening {}", dir.display()))?;
         let sched0 = writer_schedstat()?;
+        let cpu0 = vellum_bench::process_cpu_secs()?;
         let start = Instant::now();
         let mut stored = 0u64;
         if inflight == 1 {
@@ -82,6 +84,7 @@ fn main() -> anyhow::Result<()> {
         }
         let secs = start.elapsed().as_secs_f64();
         let sched1 = writer_schedstat()?;
+        let all_cpu_us = (vellum_bench::process_cpu_secs()? - cpu0) * 1e6 / n as f64;
         let cpu_us = (sched1.0 - sched0.0) as f64 / 1e3 / n as f64;
         let waited = (sched1.1 - sched0.1) as f64 / 1e9;
         anyhow::ensure!(stored == n as u64, "stored {stored} of {n} events");
@@ -91,21 +94,23 @@ fn main() -> anyhow::Result<()> {
         let rate = n as f64 / secs;
         let mb = bytes as f64 / secs / 1e6;
         println!(
-            "run {run}: {n} events in {secs:.3} s = {rate:.0} events/s, {mb:.1} MB/s of segment; writer thread on CPU {cpu_us:.2} us/event ({:.0}% of the time), waiting for a CPU {waited:.2} s",
+            "run {run}: {n} events in {secs:.3} s = {rate:.0} events/s, {mb:.1} MB/s of segment; writer thread on CPU {cpu_us:.2} us/event ({:.0}% of the time), waiting for a CPU {waited:.2} s; process CPU {all_cpu_us:.2} us/event",
             cpu_us * n as f64 / 1e6 / secs * 100.0
         );
+        all_cpus.push(all_cpu_us);
         cpus.push(cpu_us);
         rates.push(rate);
         mbps.push(mb);
     }
     println!(
-        "RESULT append_batch events={n} batch={batch} inflight={inflight} runs={} median_events_per_s={:.0} median_segment_mb_per_s={:.1} min={:.0} max={:.0} median_writer_cpu_us_per_event={:.2}",
+        "RESULT append_batch events={n} batch={batch} inflight={inflight} runs={} median_events_per_s={:.0} median_segment_mb_per_s={:.1} min={:.0} max={:.0} median_writer_cpu_us_per_event={:.2} median_process_cpu_us_per_event={:.2}",
         rates.len(),
         median(&rates),
         median(&mbps),
         rates.iter().copied().fold(f64::INFINITY, f64::min),
         rates.iter().copied().fold(0.0, f64::max),
         median(&cpus),
+        median(&all_cpus),
     );
     Ok(())
 }
