@@ -1,8 +1,10 @@
 //! Many concurrent callers appending one event each and waiting for durability.
 //!
-//! `--threads` OS threads (default 64) share one `Store`; each appends its own pre-parsed
-//! events one at a time with the blocking `Store::append` (returns once fdatasync'ed and in
-//! the Merkle tree), timing every call. Throughput is all events over the time from the start
+//! `--threads` appenders (default 64) share one `Store`; each appends its own pre-parsed
+//! events one at a time and waits until they are fdatasync'ed and in the Merkle tree, timing
+//! every call. With `--mode threads` (the default) the appenders are OS threads calling the
+//! blocking `Store::append`; with `--mode tasks` they are tasks on a tokio runtime (one worker
+//! per core) awaiting `Store::append_async`, as the server's request handlers do. Throughput is all events over the time from the start
 //! barrier until the last thread is done. Every run uses a fresh data directory.
 
 use std::path::PathBuf;
@@ -32,6 +34,99 @@ struct Args {
     /// Where the data directories are made.
     #[arg(long, default_value = "/var/tmp/vellum-bench")]
     dir: PathBuf,
+    /// `threads`: OS threads and blocking appends; `tasks`: tokio tasks and async appends.
+    #[arg(long, value_enum, default_value_t = Mode::Threads)]
+    mode: Mode,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Threads,
+    Tasks,
+}
+
+/// What one appender measured: every call's latency, the tree size each call was answered
+/// with, and when it finished.
+type Measured = (Vec<Duration>, Vec<u64>, Instant);
+
+/// Runs every appender, each on its own events, from one common start; returns the start
+/// instant and what each appender measured.
+fn run_appenders(
+    store: &Store,
+    events: &[Event],
+    per: usize,
+    mode: Mode,
+) -> anyhow::Result<(Instant, Vec<Measured>)> {
+    let appenders = events.len() / per;
+    match mode {
+        Mode::Threads => {
+            let barrier = Arc::new(Barrier::new(appenders + 1));
+            let mut handles = Vec::with_capacity(appenders);
+            for chunk in events.chunks(per) {
+                let mine: Vec<Event> = chunk.to_vec();
+                let store = store.clone();
+                let barrier = barrier.clone();
+                handles.push(std::thread::spawn(move || -> anyhow::Result<Measured> {
+                    let mut lat = Vec::with_capacity(mine.len());
+                    let mut sizes = Vec::with_capacity(mine.len());
+                    barrier.wait();
+                    for ev in mine {
+                        let t = Instant::now();
+                        let r = store.append(vec![ev])?;
+                        lat.push(t.elapsed());
+                        anyhow::ensure!(r.accepted == 1, "an event was not stored");
+                        sizes.push(r.tree_size);
+                    }
+                    Ok((lat, sizes, Instant::now()))
+                }));
+            }
+            barrier.wait();
+            let start = Instant::now();
+            let mut out = Vec::with_capacity(appenders);
+            for h in handles {
+                out.push(
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("an appender thread panicked"))??,
+                );
+            }
+            Ok((start, out))
+        }
+        Mode::Tasks => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            rt.block_on(async {
+                let barrier = Arc::new(tokio::sync::Barrier::new(appenders + 1));
+                let mut handles = Vec::with_capacity(appenders);
+                for chunk in events.chunks(per) {
+                    let mine: Vec<Event> = chunk.to_vec();
+                    let store = store.clone();
+                    let barrier = barrier.clone();
+                    handles.push(tokio::spawn(async move {
+                        let mut lat = Vec::with_capacity(mine.len());
+                        let mut sizes = Vec::with_capacity(mine.len());
+                        barrier.wait().await;
+                        for ev in mine {
+                            let t = Instant::now();
+                            let r = store.append_async(vec![ev]).await?;
+                            lat.push(t.elapsed());
+                            anyhow::ensure!(r.accepted == 1, "an event was not stored");
+                            sizes.push(r.tree_size);
+                        }
+                        Ok::<Measured, anyhow::Error>((lat, sizes, Instant::now()))
+                    }));
+                }
+                barrier.wait().await;
+                let start = Instant::now();
+                let mut out = Vec::with_capacity(appenders);
+                for h in handles {
+                    out.push(h.await.context("an appender task panicked")??);
+                }
+                Ok((start, out))
+            })
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,49 +142,26 @@ fn main() -> anyhow::Result<()> {
         events.len()
     );
     eprintln!(
-        "append_concurrent: {threads} threads x {per} single-event appends, {} runs",
-        args.runs
+        "append_concurrent: {threads} {:?} x {per} single-event appends, {} runs",
+        args.mode, args.runs
     );
     let (mut rates, mut p50s, mut p99s, mut p999s, mut groups) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut intervals = Vec::new();
+    let mut cpus = Vec::new();
     for run in 1..=args.runs.max(1) {
         let dir = fresh_dir(&args.dir, "append-concurrent")?;
         let store = Store::open(&dir, vellum_bench::store_options())
             .with_context(|| format!("opening {}", dir.display()))?;
-        let barrier = Arc::new(Barrier::new(threads + 1));
-        let mut handles = Vec::with_capacity(threads);
-        for chunk in events.chunks(per) {
-            let mine: Vec<Event> = chunk.to_vec();
-            let store = store.clone();
-            let barrier = barrier.clone();
-            handles.push(std::thread::spawn(
-                move || -> anyhow::Result<(Vec<Duration>, Vec<u64>, Instant)> {
-                    let mut lat = Vec::with_capacity(mine.len());
-                    let mut sizes = Vec::with_capacity(mine.len());
-                    barrier.wait();
-                    for ev in mine {
-                        let t = Instant::now();
-                        let r = store.append(vec![ev])?;
-                        lat.push(t.elapsed());
-                        anyhow::ensure!(r.accepted == 1, "an event was not stored");
-                        sizes.push(r.tree_size);
-                    }
-                    Ok((lat, sizes, Instant::now()))
-                },
-            ));
-        }
         let size_before = store.tree_size();
         let sched0 = writer_schedstat()?;
-        barrier.wait();
-        let start = Instant::now();
+        let cpu0 = vellum_bench::process_cpu_secs()?;
+        let (start, measured) = run_appenders(&store, &events, per, args.mode)?;
+        let cpu_us = (vellum_bench::process_cpu_secs()? - cpu0) * 1e6 / (threads * per) as f64;
         let mut all = Vec::with_capacity(threads * per);
         let mut commits = Vec::with_capacity(threads * per);
         let mut end = start;
-        for h in handles {
-            let (lat, sizes, done) = h
-                .join()
-                .map_err(|_| anyhow::anyhow!("an appender thread panicked"))??;
+        for (lat, sizes, done) in measured {
             all.extend(lat);
             commits.extend(sizes);
             end = end.max(done);
@@ -114,7 +186,7 @@ fn main() -> anyhow::Result<()> {
         commits.dedup();
         let per_commit = all.len() as f64 / commits.len().max(1) as f64;
         println!(
-            "run {run}: {} events in {secs:.3} s = {rate:.0} events/s; latency p50 {:.0} us, p99 {:.0} us, p99.9 {:.0} us, max {:.0} us; {} commits ({:.2} ms apart), {per_commit:.1} events per commit; writer on CPU {busy:.0}% of the time, waiting for a CPU {waited:.2} s",
+            "run {run}: {} events in {secs:.3} s = {rate:.0} events/s; latency p50 {:.0} us, p99 {:.0} us, p99.9 {:.0} us, max {:.0} us; {} commits ({:.2} ms apart), {per_commit:.1} events per commit; writer on CPU {busy:.0}% of the time, waiting for a CPU {waited:.2} s; process CPU {cpu_us:.1} us/event",
             appended,
             us(p50),
             us(p99),
@@ -128,10 +200,12 @@ fn main() -> anyhow::Result<()> {
         p99s.push(us(p99));
         p999s.push(us(p999));
         groups.push(per_commit);
+        cpus.push(cpu_us);
         intervals.push(secs * 1e3 / commits.len().max(1) as f64);
     }
     println!(
-        "RESULT append_concurrent threads={threads} per_thread={per} runs={} median_events_per_s={:.0} median_p50_us={:.0} median_p99_us={:.0} median_p999_us={:.0} events_per_commit={:.0} median_commit_interval_ms={:.2}",
+        "RESULT append_concurrent mode={:?} threads={threads} per_thread={per} runs={} median_events_per_s={:.0} median_p50_us={:.0} median_p99_us={:.0} median_p999_us={:.0} events_per_commit={:.0} median_commit_interval_ms={:.2} median_process_cpu_us_per_event={:.1}",
+        args.mode,
         rates.len(),
         median(&rates),
         median(&p50s),
@@ -139,6 +213,7 @@ fn main() -> anyhow::Result<()> {
         median(&p999s),
         median(&groups),
         median(&intervals),
+        median(&cpus),
     );
     Ok(())
 }
