@@ -25,5 +25,5 @@ pub use batch::{BodyFormat, parse_batch};
 pub use error::{BatchError, EventError};
 pub use event::{Category, Event, EventId, Limits, Outcome};
 pub use filter::Filter;
-pub use stored::{StoredEvent, stored_prefix, write_stored_body};
+pub use stored::{StoredEvent, fill_stored, stored_len, stored_prefix, write_stored_body};
 pub use timestamp::Timestamp;

@@ -3,48 +3,93 @@
 use crate::event::Wire;
 use crate::{Event, EventError, Timestamp};
 
-/// Writes the stored bytes of an event: `{"index":N,"received":"…",` followed by the
-/// canonical body after its opening brace. These exact bytes are the Merkle leaf.
-pub fn stored_prefix(out: &mut Vec<u8>, index: u64, received: &str) {
-    out.extend_from_slice(b"{\"index\":");
-    push_decimal(out, index);
-    out.extend_from_slice(b",\"received\":\"");
-    out.extend_from_slice(received.as_bytes());
-    out.extend_from_slice(b"\",");
-}
+// The stored form is `{"index":N,"received":"…",` followed by the canonical body after its
+// opening brace. These exact bytes are the Merkle leaf; every writer below assembles them
+// from the same parts.
+const INDEX_KEY: &[u8] = b"{\"index\":";
+const RECEIVED_KEY: &[u8] = b",\"received\":\"";
+const PREFIX_END: &[u8] = b"\",";
 
-/// Appends `n` in decimal without allocating (this runs once per stored event).
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
+/// `n` in decimal, without allocating (this runs once per stored event).
+fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut i = digits.len();
     loop {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
         n /= 10;
-        if n == 0 {
+        if n == 0 || i == 0 {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    digits.get(i..).unwrap_or_default()
+}
+
+/// The parts of a stored event, in order.
+fn parts<'a>(digits: &'a [u8], received: &'a str, canonical_body: &'a [u8]) -> [&'a [u8]; 6] {
+    [
+        INDEX_KEY,
+        digits,
+        RECEIVED_KEY,
+        received.as_bytes(),
+        PREFIX_END,
+        // The prefix opened the object: drop the body's own opening brace.
+        canonical_body.get(1..).unwrap_or_default(),
+    ]
+}
+
+/// Writes the stored bytes' prefix, `{"index":N,"received":"…",`.
+pub fn stored_prefix(out: &mut Vec<u8>, index: u64, received: &str) {
+    let mut digits = [0u8; 20];
+    let [a, b, c, d, e, _] = parts(decimal(index, &mut digits), received, b"");
+    for part in [a, b, c, d, e] {
+        out.extend_from_slice(part);
+    }
+}
+
+/// The length of the stored bytes of an event whose canonical body (see
+/// [`crate::Event::canonical_body`]) is `canonical_body`.
+pub fn stored_len(index: u64, received: &str, canonical_body: &[u8]) -> usize {
+    let mut digits = [0u8; 20];
+    parts(decimal(index, &mut digits), received, canonical_body)
+        .iter()
+        .map(|p| p.len())
+        .sum()
+}
+
+/// Writes the stored bytes into `out`, which must be exactly [`stored_len`] long (a
+/// writer lays out many records first, then fills them in parallel). Returns false, having
+/// written nothing, if `out` has another length.
+pub fn fill_stored(out: &mut [u8], index: u64, received: &str, canonical_body: &[u8]) -> bool {
+    let mut digits = [0u8; 20];
+    let parts = parts(decimal(index, &mut digits), received, canonical_body);
+    if parts.iter().map(|p| p.len()).sum::<usize>() != out.len() {
+        return false;
+    }
+    let mut rest = out;
+    for part in parts {
+        let (head, tail) = rest.split_at_mut(part.len());
+        head.copy_from_slice(part);
+        rest = tail;
+    }
+    true
 }
 
 /// Appends the stored bytes of an event whose canonical body (see
-/// [`crate::Event::canonical_body`]) is already made: the prefix, then the body after its
-/// opening brace.
+/// [`crate::Event::canonical_body`]) is already made.
 pub fn write_stored_body(out: &mut Vec<u8>, index: u64, received: &str, canonical_body: &[u8]) {
-    stored_prefix(out, index, received);
-    out.extend_from_slice(canonical_body.get(1..).unwrap_or_default());
+    let mut digits = [0u8; 20];
+    for part in parts(decimal(index, &mut digits), received, canonical_body) {
+        out.extend_from_slice(part);
+    }
 }
 
 impl crate::Event {
     /// Appends the stored bytes of this event: `{"index":N,"received":"…",` followed by the
     /// members of [`crate::Event::canonical_body`]. These exact bytes are the Merkle leaf.
     pub fn write_stored(&self, out: &mut Vec<u8>, index: u64, received: &str) {
-        stored_prefix(out, index, received);
-        let start = out.len();
-        self.write_canonical_body(out);
-        // Drop the body's own opening brace: the prefix opened the object.
-        out.remove(start);
+        write_stored_body(out, index, received, &self.canonical_body());
     }
 }
 
@@ -119,12 +164,36 @@ mod tests {
         write_stored_body(&mut again, 42, "2026-11-26T16:55:08.976526Z", &body);
         assert_eq!(again, bytes);
         for n in [0, 7, 10, 99, 1234567890123, u64::MAX] {
-            let mut d = Vec::new();
-            push_decimal(&mut d, n);
-            assert_eq!(d, n.to_string().as_bytes());
+            let mut d = [0u8; 20];
+            assert_eq!(decimal(n, &mut d), n.to_string().as_bytes());
         }
         assert_eq!(stored.event.id, ev.id);
         assert_eq!(stored.event.canonical_body(), body);
+    }
+
+    /// The three ways of writing stored bytes agree, at every width of index; a slice of any
+    /// other length is refused untouched.
+    #[test]
+    fn stored_bytes_are_the_same_whichever_writer() {
+        let received = "2026-11-26T16:55:08.976526Z";
+        let body = Event::new(Category::Admin, "key.created", Outcome::Success).canonical_body();
+        for index in [0, 9, 10, 12345, 999_999_999, u64::MAX] {
+            let mut appended = Vec::new();
+            write_stored_body(&mut appended, index, received, &body);
+            let mut prefixed = Vec::new();
+            stored_prefix(&mut prefixed, index, received);
+            prefixed.extend_from_slice(&body[1..]);
+            assert_eq!(prefixed, appended, "{index}");
+            assert_eq!(stored_len(index, received, &body), appended.len());
+            let mut filled = vec![0u8; appended.len()];
+            assert!(fill_stored(&mut filled, index, received, &body));
+            assert_eq!(filled, appended, "{index}");
+            for wrong in [appended.len() - 1, appended.len() + 1] {
+                let mut other = vec![0u8; wrong];
+                assert!(!fill_stored(&mut other, index, received, &body));
+                assert!(other.iter().all(|&b| b == 0), "nothing written");
+            }
+        }
     }
 
     #[test]

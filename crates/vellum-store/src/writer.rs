@@ -311,8 +311,52 @@ pub(crate) struct Writer {
     idx_buf: Vec<u8>,
 }
 
-/// Commits with at least this many events hash their leaves in parallel.
-const PARALLEL_LEAVES: usize = 2048;
+/// Commits with at least this many events frame their records and hash their leaves on
+/// every core.
+const PARALLEL_FRAMING: usize = 2048;
+
+/// Fills `buf` (laid out by `offsets`: each record's start and payload length) with the
+/// framed records of `events`, indexes from `first_index` on, and sets `leaves` to their
+/// Merkle leaf hashes.
+fn frame(
+    buf: &mut [u8],
+    offsets: &[(usize, usize)],
+    events: &[&Prepared],
+    first_index: u64,
+    received: &str,
+    leaves: &mut Vec<Hash>,
+) -> Result<()> {
+    // One disjoint slice per record, so that they can be filled independently.
+    let mut records: Vec<(u64, &mut [u8], &Prepared)> = Vec::with_capacity(events.len());
+    let mut rest = buf;
+    for ((i, &(_, len)), ev) in offsets.iter().enumerate().zip(events) {
+        let (record, tail) = rest.split_at_mut(record::HEADER_LEN + len);
+        records.push((first_index + i as u64, record, ev));
+        rest = tail;
+    }
+    let one = |(index, record, ev): (u64, &mut [u8], &Prepared)| -> Option<Hash> {
+        let (header, payload) = record.split_at_mut(record::HEADER_LEN);
+        if !vellum_event::fill_stored(payload, index, received, &ev.body) {
+            return None;
+        }
+        let len_bytes = (payload.len() as u32).to_le_bytes();
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&len_bytes), payload);
+        header[..4].copy_from_slice(&len_bytes);
+        header[4..8].copy_from_slice(&crc.to_le_bytes());
+        Some(leaf_hash(payload))
+    };
+    let hashed: Option<Vec<Hash>> = if records.len() >= PARALLEL_FRAMING {
+        use rayon::prelude::*;
+        records.into_par_iter().with_min_len(256).map(one).collect()
+    } else {
+        records.into_iter().map(one).collect()
+    };
+    // The layout came from `stored_len` with the same arguments: a mismatch is a bug here.
+    *leaves = hashed.ok_or_else(|| {
+        StoreError::InvalidOption("internal error: a record did not fit its layout".into())
+    })?;
+    Ok(())
+}
 
 /// Most events gathered into one commit.
 const MAX_GROUP_EVENTS: usize = 1 << 16;
@@ -468,12 +512,16 @@ impl Writer {
         if let Some(why) = &self.poisoned {
             return Err(StoreError::Poisoned(why.clone()));
         }
-        let received = Timestamp::now().to_string();
+        let received_bytes = Timestamp::now().to_bytes();
+        let received = std::str::from_utf8(&received_bytes)
+            .map_err(|e| StoreError::InvalidOption(format!("formatting the time: {e}")))?;
         let start_index = self.frontier.size().0;
         let mut next = start_index;
-        self.buf.clear();
         self.idx_buf.clear();
+        // First, in order: skip duplicates, assign indexes and lay the records out.
+        let mut accepted: Vec<&Prepared> = Vec::new();
         let mut offsets: Vec<(usize, usize)> = Vec::new(); // (start in buf, payload len)
+        let mut total = 0usize;
         let mut results = Vec::with_capacity(groups.len());
         for events in groups {
             let mut r = Appended {
@@ -492,18 +540,10 @@ impl Writer {
                     r.indexes.push((existing, true));
                     continue;
                 }
-                let at = self.buf.len();
-                self.buf.extend_from_slice(&[0u8; record::HEADER_LEN]);
-                vellum_event::write_stored_body(&mut self.buf, next, &received, &ev.body);
-                let len = self.buf.len() - at - record::HEADER_LEN;
-                let len_bytes = (len as u32).to_le_bytes();
-                let crc = crc32c::crc32c_append(
-                    crc32c::crc32c(&len_bytes),
-                    &self.buf[at + record::HEADER_LEN..],
-                );
-                self.buf[at..at + 4].copy_from_slice(&len_bytes);
-                self.buf[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
-                offsets.push((at, len));
+                let len = vellum_event::stored_len(next, received, &ev.body);
+                offsets.push((total, len));
+                total += record::HEADER_LEN + len;
+                accepted.push(ev);
                 self.ids.insert(fp, next);
                 self.idx_buf.extend_from_slice(&[0u8; 8]); // offset, filled in below
                 self.idx_buf.extend_from_slice(&fp);
@@ -515,6 +555,18 @@ impl Writer {
             }
             results.push(r);
         }
+        // Then frame every record in its place and hash its leaf: on every core for large
+        // commits, the bytes still in cache when hashed.
+        self.buf.clear();
+        self.buf.resize(total, 0);
+        frame(
+            &mut self.buf,
+            &offsets,
+            &accepted,
+            start_index,
+            received,
+            &mut self.leaves,
+        )?;
         if next > start_index
             && let Err(e) = self.write_durably(start_index, &offsets)
         {
@@ -560,29 +612,14 @@ impl Writer {
             .fetch_add(offsets.len() as u64, Ordering::Relaxed);
         self.stats.bytes_appended.fetch_add(len, Ordering::Relaxed);
         // Durable from here on: what follows is derived state, rebuilt on open if lost.
-        self.after_durable(offsets)
+        self.after_durable()
     }
 
-    /// Writes the derived state of a durable commit. Failing to write the `.idx` or tree
+    /// Writes the derived state of a durable commit: `.idx` entries, and the leaves (hashed
+    /// by [`frame`]) folded into the tree. Failing to write the `.idx` or tree
     /// files (disk full) does not fail the append: the bytes stay queued and are retried.
-    fn after_durable(&mut self, offsets: &[(usize, usize)]) -> Result<()> {
+    fn after_durable(&mut self) -> Result<()> {
         self.seg.idx_pending.extend_from_slice(&self.idx_buf);
-        self.leaves.clear();
-        let buf = &self.buf;
-        let leaf = |&(at, len): &(usize, usize)| {
-            let p = at + record::HEADER_LEN;
-            leaf_hash(&buf[p..p + len])
-        };
-        if offsets.len() >= PARALLEL_LEAVES {
-            // Large commits hash their leaves on every core; the tree is folded in order.
-            use rayon::prelude::*;
-            offsets
-                .par_iter()
-                .map(leaf)
-                .collect_into_vec(&mut self.leaves);
-        } else {
-            self.leaves.extend(offsets.iter().map(leaf));
-        }
         let tree = &mut self.tree;
         let mut failed = None;
         for leaf in &self.leaves {
