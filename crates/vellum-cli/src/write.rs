@@ -14,18 +14,13 @@ use crate::args::{AppendArgs, PruneArgs, StoreArgs};
 use crate::output::open_store;
 
 pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> anyhow::Result<()> {
-    let mut input = Vec::new();
-    std::io::stdin()
-        .lock()
-        .read_to_end(&mut input)
-        .context("reading events from stdin")?;
     let limits = Limits {
         max_event_bytes: store_args.max_event_bytes,
     };
     // Validate everything before anything is written: a bad line anywhere rejects it all.
-    // Parsing and preparing (canonical bytes, id fingerprints) run on every core.
-    let events = parse_ndjson_parallel(&input, &limits)?;
-    drop(input);
+    // Parsing and preparing (canonical bytes, id fingerprints) run on every core, a chunk of
+    // stdin at a time, so the raw input is never held whole.
+    let events = read_and_prepare(&mut std::io::stdin().lock(), CHUNK, &limits)?;
     if events.is_empty() {
         bail!("no events on stdin");
     }
@@ -63,12 +58,56 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
     Ok(())
 }
 
-/// Parses and prepares NDJSON on every core, keeping line numbers for errors.
-fn parse_ndjson_parallel(input: &[u8], limits: &Limits) -> anyhow::Result<Vec<Prepared>> {
+/// Bytes of input parsed at a time.
+const CHUNK: u64 = 16 << 20;
+
+/// Reads NDJSON to the end and parses and prepares every event, `chunk` bytes at a time.
+fn read_and_prepare(
+    input: &mut impl Read,
+    chunk: u64,
+    limits: &Limits,
+) -> anyhow::Result<Vec<Prepared>> {
+    let mut prepared = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut lines_before = 0usize;
+    loop {
+        let read = input
+            .by_ref()
+            .take(chunk)
+            .read_to_end(&mut buf)
+            .context("reading events from stdin")?;
+        let eof = read == 0;
+        // Parse up to the last complete line; the rest waits for the next chunk (or is the
+        // last line, without a newline, at the end of the input).
+        let complete = if eof {
+            buf.len()
+        } else {
+            match buf.iter().rposition(|&b| b == b'\n') {
+                Some(at) => at + 1,
+                None => continue,
+            }
+        };
+        let part = buf.get(..complete).unwrap_or_default();
+        prepared.extend(parse_ndjson_parallel(part, lines_before, limits)?);
+        lines_before += part.iter().filter(|&&b| b == b'\n').count();
+        buf.drain(..complete);
+        if eof {
+            return Ok(prepared);
+        }
+    }
+}
+
+/// Parses and prepares NDJSON on every core, keeping line numbers (counted from
+/// `lines_before + 1`) for errors.
+fn parse_ndjson_parallel(
+    input: &[u8],
+    lines_before: usize,
+    limits: &Limits,
+) -> anyhow::Result<Vec<Prepared>> {
     let lines: Vec<(usize, &[u8])> = input
         .split(|&b| b == b'\n')
         .enumerate()
-        .map(|(n, l)| (n + 1, l.strip_suffix(b"\r").unwrap_or(l)))
+        .map(|(n, l)| (lines_before + n + 1, l.strip_suffix(b"\r").unwrap_or(l)))
         .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
         .collect();
     let parsed: Result<Vec<Prepared>, BatchError> = lines
@@ -157,4 +196,41 @@ pub(crate) fn prune(data: &Path, store_args: &StoreArgs, args: PruneArgs) -> any
         (None, n) => outln!("legal hold: {n} expired segments kept"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINES: [&str; 3] = [
+        r#"{"id":"a-1","time":"2026-11-26T10:00:00Z","category":"admin","action":"key.created","outcome":"success"}"#,
+        r#"{"id":"a-2","time":"2026-11-26T10:00:01Z","category":"security","action":"alert","outcome":"failure"}"#,
+        r#"{"id":"a-3","time":"2026-11-26T10:00:02Z","category":"authentication","action":"login","outcome":"failure","actor":{"user":"bob"}}"#,
+    ];
+
+    fn bodies(input: &str, chunk: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+        let prepared = read_and_prepare(&mut input.as_bytes(), chunk, &Limits::default())?;
+        Ok(prepared.iter().map(|p| p.body().to_vec()).collect())
+    }
+
+    /// Chunks cut lines anywhere: the events and the line numbers of errors are those of
+    /// reading the input whole.
+    #[test]
+    fn chunks_do_not_change_what_is_read() {
+        for input in [
+            format!("{}\n{}\r\n\n  \n{}\n", LINES[0], LINES[1], LINES[2]),
+            format!("{}\n{}\n{}", LINES[0], LINES[1], LINES[2]),
+        ] {
+            let whole = bodies(&input, u64::MAX).unwrap();
+            assert_eq!(whole.len(), 3);
+            for chunk in [1, 2, 7, 64, 100, 1000] {
+                assert_eq!(bodies(&input, chunk).unwrap(), whole, "chunk {chunk}");
+            }
+        }
+        let bad = format!("{}\n\n{}\n{{\"id\":1}}\n{}\n", LINES[0], LINES[1], LINES[2]);
+        for chunk in [1, 5, 80, u64::MAX] {
+            let err = format!("{:#}", bodies(&bad, chunk).unwrap_err());
+            assert!(err.contains("line 4"), "chunk {chunk}: {err}");
+        }
+    }
 }

@@ -62,6 +62,11 @@ impl Prepared {
             body: event.canonical_body(),
         }
     }
+
+    /// The event's canonical body (see `Event::canonical_body`).
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
 }
 
 /// Appends of at least this many events are prepared (and their events dropped) on every
