@@ -36,8 +36,9 @@ mod tests;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
@@ -65,8 +66,14 @@ const FORMAT_KEY: &str = "format";
 pub const ZONE: u64 = 4096;
 #[cfg(test)]
 pub const ZONE: u64 = 16;
-/// Every this many batches, the index commit is made durable.
-const DURABLE_EVERY: u32 = 16;
+/// Events a caller should let one [`Index::catch_up`] index: one write transaction each.
+/// Larger batches cost less per event (a B-tree page is copied once per transaction however
+/// many postings land in it) and hold more memory (about 150 bytes per event, some 40 MB).
+pub const BATCH: u64 = 250_000;
+/// A commit is made durable (fsync) once this many events were indexed since the last
+/// durable one, or `DURABLE_AFTER` passed; the others are not synced (see `write_batch`).
+const DURABLE_EVENTS: u64 = 1_000_000;
+const DURABLE_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -97,7 +104,8 @@ pub struct Index {
     /// I/O error until the database is reopened, e.g. once a full disk has room again).
     db: RwLock<Option<Database>>,
     path: PathBuf,
-    batches: AtomicU32,
+    /// When the last durable commit was, and how many events were indexed since.
+    durable: Mutex<(Instant, u64)>,
     failed: AtomicBool,
 }
 
@@ -162,7 +170,7 @@ impl Index {
         Ok(Index {
             db: RwLock::new(Some(db)),
             path: path.clone(),
-            batches: Default::default(),
+            durable: Mutex::new((Instant::now(), 0)),
             failed: AtomicBool::new(false),
         })
     }
@@ -270,17 +278,27 @@ impl Index {
             return Ok(0);
         }
         batch.postings.sort_unstable_by_key(|&(k, _)| k);
-        let written = self.with_db(|db| self.write_batch(db, &batch, end));
+        let written = self.with_db(|db| self.write_batch(db, &batch, end, end - start));
         if written.is_err() {
             self.failed.store(true, Ordering::Relaxed);
         }
         written.map(|()| end - start)
     }
 
-    fn write_batch(&self, db: &Database, batch: &Batch, end: u64) -> Result<()> {
+    /// Writes one batch in one transaction, with the high-water mark `end`.
+    ///
+    /// Most commits are not synced (`Durability::None`): the index is derived from the log,
+    /// and the mark commits atomically with the postings it covers, so a crash loses at most
+    /// the commits since the last durable one, and the index reopens as a consistent prefix
+    /// (redb copy-on-write: pages of the durable state are not reused before the next durable
+    /// commit) that `catch_up` continues. Durable commits every `DURABLE_EVENTS` events or
+    /// `DURABLE_AFTER` bound the work redone after a crash, and let redb reuse the pages freed
+    /// since (until then the file grows).
+    fn write_batch(&self, db: &Database, batch: &Batch, end: u64, events: u64) -> Result<()> {
         let mut txn = db.begin_write().map_err(|e| self.err(e))?;
-        let n = self.batches.fetch_add(1, Ordering::Relaxed);
-        if !n.is_multiple_of(DURABLE_EVERY) {
+        let mut durable = self.durable.lock().map_err(|_| self.err("lock poisoned"))?;
+        let sync = durable.1 + events >= DURABLE_EVENTS || durable.0.elapsed() >= DURABLE_AFTER;
+        if !sync {
             txn.set_durability(Durability::None)
                 .map_err(|e| self.err(e))?;
         }
@@ -304,7 +322,13 @@ impl Index {
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
             meta.insert(INDEXED, end).map_err(|e| self.err(e))?;
         }
-        txn.commit().map_err(|e| self.err(e))
+        txn.commit().map_err(|e| self.err(e))?;
+        *durable = if sync {
+            (Instant::now(), 0)
+        } else {
+            (durable.0, durable.1 + events)
+        };
+        Ok(())
     }
 
     /// Events matching `filter` from index `from` on: at most `limit`, examining at most
