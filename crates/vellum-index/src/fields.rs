@@ -120,7 +120,9 @@ impl<'a> Fields<'a> {
         })
     }
 
-    /// Whether `filter` holds for these fields (exact, like [`Filter::matches`]).
+    /// Whether `filter` can hold for these fields: exact, like [`Filter::matches`], except
+    /// that a time bound outside `i64` microseconds (none is: years 1 to 9999) rules nothing
+    /// out.
     pub fn matches(&self, filter: &Filter) -> bool {
         filter.category.is_none_or(|c| c == self.category)
             && filter.action.as_deref().is_none_or(|a| a == self.action)
@@ -133,12 +135,8 @@ impl<'a> Fields<'a> {
                 .ip
                 .as_deref()
                 .is_none_or(|i| Some(i) == self.ip.as_deref())
-            && filter
-                .since
-                .is_none_or(|t| micros(t).is_some_and(|t| self.time >= t))
-            && filter
-                .until
-                .is_none_or(|t| micros(t).is_some_and(|t| self.time < t))
+            && filter.since.and_then(micros).is_none_or(|t| self.time >= t)
+            && filter.until.and_then(micros).is_none_or(|t| self.time < t)
     }
 
     pub fn encode(&self) -> Encoded {
