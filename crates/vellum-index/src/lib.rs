@@ -3,50 +3,77 @@
 //!
 //! Derived data in `DIR/index/postings.redb` (redb: a pure-Rust, ACID, copy-on-write
 //! B-tree with MVCC readers, so queries never wait for the indexer). It can be deleted at
-//! any time and is rebuilt from the log. It holds:
+//! any time and is rebuilt from the log. It holds (format 2, in `meta` as `format`):
 //!
-//! - postings: one empty-valued key per (field, value, event index), for `category`,
-//!   `action`, `actor.user` and `source.ip`: `tag u8 | len u16 BE | value | index u64 BE`.
-//!   Keys sort by field, value, then index, so one range scan yields a value's events in
-//!   log order from any cursor.
-//! - zone maps: the min and max event `time` of each block of 4,096 indexes, so a
-//!   time-range query skips blocks that cannot match.
-//! - `next`: every index below it is indexed.
+//! - postings (`postings_v2`): one per event and field, for `category`, `action`,
+//!   `actor.user` and `source.ip`. The key is `partition | hash(field, value) | offset`
+//!   (`posting.rs`): a value's events in log order within each partition of 2^20 indexes.
+//!   The value is the event's filterable fields (`fields.rs`): category, outcome, time, and
+//!   hashes of action, user and ip, so every filter is checked on the posting first and
+//!   only events that can match are read from the log.
+//! - zone maps: the min and max event `time` of each block of 4,096 indexes
+//!   (`zones_v2`) and of each partition (`part_zones_v2`), so a time-range query skips
+//!   blocks and partitions that cannot match.
+//! - `indexed`: every index below it is indexed.
+//!
+//! A database of another format (format 1 had no `format` key) is deleted on open and
+//! rebuilt from the log.
 //!
 //! A query picks the most selective indexed filter (user, then ip, action, category) to
-//! drive a posting scan, reads each candidate and checks every filter on the event itself
-//! (postings are a superset: long values are truncated), then scans the unindexed tail
-//! linearly. Without such a filter it scans the log, skipping blocks by zone map. Every
-//! page examines at most `budget` events and returns a cursor to continue.
+//! drive a posting scan, checks the other filters on each posting's fields, reads the
+//! candidates left and checks every filter on the event itself (postings are a superset:
+//! values are hashed), then scans the unindexed tail linearly. Without such a filter it
+//! scans the log, skipping blocks by zone map. Every page examines at most `budget`
+//! candidates (postings, or events read by a scan) and returns a cursor to continue.
 //!
 //! It does not store events (it reads them through `LogReader`), decide who may query,
 //! or touch the log's files.
 
+mod fields;
+mod posting;
+#[cfg(test)]
+mod tests;
+
 use std::ops::ControlFlow;
-use std::path::PathBuf;
-use std::sync::RwLock;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
 use vellum_event::{Filter, StoredEvent};
 use vellum_store::{Layout, LogReader, StoreError};
 
-const POSTINGS: TableDefinition<&[u8], ()> = TableDefinition::new("postings");
-const ZONES: TableDefinition<u64, (i64, i64)> = TableDefinition::new("zones");
+use fields::{Encoded, Fields, Probe, TAG_ACTION, TAG_CATEGORY, TAG_IP, TAG_USER, hash64};
+use posting::{PART_BITS, PART_LEN, PostingKey};
+
+/// The layout of the tables below; a database of another format is deleted and rebuilt.
+/// Format 1 (no `format` key) keyed postings by the value itself and held no fields.
+const FORMAT: u64 = 2;
+
+const POSTINGS: TableDefinition<PostingKey, &Encoded> = TableDefinition::new("postings_v2");
+const ZONES: TableDefinition<u64, (i64, i64)> = TableDefinition::new("zones_v2");
+const PART_ZONES: TableDefinition<u64, (i64, i64)> = TableDefinition::new("part_zones_v2");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// `META` key: every index below its value is indexed. (Format 1 used `next`: a binary of
+/// that format opening this file sees nothing indexed and builds its own tables.)
+const INDEXED: &str = "indexed";
+const FORMAT_KEY: &str = "format";
 
-/// Indexes per zone-map block.
+/// Indexes per zone-map block. (Small in unit tests, so a few hundred events cross blocks.)
+#[cfg(not(test))]
 pub const ZONE: u64 = 4096;
-/// Longest value kept in a posting key; longer ones are truncated (candidates are checked).
-const MAX_VALUE: usize = 512;
-/// Every this many batches, the index commit is made durable.
-const DURABLE_EVERY: u32 = 16;
-
-const TAG_CATEGORY: u8 = 1;
-const TAG_ACTION: u8 = 2;
-const TAG_USER: u8 = 3;
-const TAG_IP: u8 = 4;
+#[cfg(test)]
+pub const ZONE: u64 = 16;
+/// Events a caller should let one [`Index::catch_up`] index: one write transaction each.
+/// Larger batches cost less per event (a B-tree page is copied once per transaction however
+/// many postings land in it) and hold more memory (about 150 bytes per event, some 40 MB).
+pub const BATCH: u64 = 250_000;
+/// A commit is made durable (fsync) once this many events were indexed since the last
+/// durable one, or `DURABLE_AFTER` passed; the others are not synced (see `write_batch`).
+const DURABLE_EVENTS: u64 = 1_000_000;
+const DURABLE_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -77,12 +104,60 @@ pub struct Index {
     /// I/O error until the database is reopened, e.g. once a full disk has room again).
     db: RwLock<Option<Database>>,
     path: PathBuf,
-    batches: std::sync::atomic::AtomicU32,
+    /// When the last durable commit was, and how many events were indexed since.
+    durable: Mutex<(Instant, u64)>,
     failed: AtomicBool,
 }
 
+/// What one `catch_up` adds, before it is sorted and written.
+#[derive(Debug, Default)]
+struct Batch {
+    /// Each posting's key and the position of its event's fields in `fields`.
+    postings: Vec<(PostingKey, u32)>,
+    fields: Vec<Encoded>,
+    /// `(block, min time, max time)`, blocks ascending.
+    zones: Vec<(u64, i64, i64)>,
+    /// The same per partition.
+    part_zones: Vec<(u64, i64, i64)>,
+}
+
+impl Batch {
+    /// Adds `index`'s postings; `false` (adding nothing) if the index is past what keys hold.
+    fn add(&mut self, index: u64, f: &Fields<'_>) -> bool {
+        let at = self.fields.len() as u32;
+        let values = [
+            Some((TAG_CATEGORY, f.category.as_str())),
+            Some((TAG_ACTION, f.action.as_ref())),
+            f.user.as_deref().map(|u| (TAG_USER, u)),
+            f.ip.as_deref().map(|i| (TAG_IP, i)),
+        ];
+        for (tag, value) in values.into_iter().flatten() {
+            let Some(key) = PostingKey::new(hash64(tag, value.as_bytes()), index) else {
+                return false;
+            };
+            self.postings.push((key, at));
+        }
+        self.fields.push(f.encode());
+        widen(&mut self.zones, index / ZONE, f.time);
+        widen(&mut self.part_zones, index >> PART_BITS, f.time);
+        true
+    }
+}
+
+/// Widens the last zone of `zones` to hold `t` if it is `key`'s, else starts `key`'s.
+fn widen(zones: &mut Vec<(u64, i64, i64)>, key: u64, t: i64) {
+    match zones.last_mut() {
+        Some((k, lo, hi)) if *k == key => {
+            *lo = (*lo).min(t);
+            *hi = (*hi).max(t);
+        }
+        _ => zones.push((key, t, t)),
+    }
+}
+
 impl Index {
-    /// Opens (or creates) the index of the log laid out at `layout`.
+    /// Opens (or creates) the index of the log laid out at `layout`. An index of another
+    /// format is deleted and rebuilt from the log.
     pub fn open(layout: &Layout) -> Result<Index> {
         let dir = layout.index_dir();
         let path = dir.join("postings.redb");
@@ -95,22 +170,47 @@ impl Index {
         Ok(Index {
             db: RwLock::new(Some(db)),
             path: path.clone(),
-            batches: Default::default(),
+            durable: Mutex::new((Instant::now(), 0)),
             failed: AtomicBool::new(false),
         })
     }
 
-    /// Opens the database file and makes sure its tables exist, so readers find them.
-    fn create(path: &std::path::Path) -> std::result::Result<Database, String> {
+    /// Opens the database file, starting it over unless it holds this format, and makes
+    /// sure its tables exist, so readers find them.
+    fn create(path: &Path) -> std::result::Result<Database, String> {
+        let db = Database::create(path).map_err(|e| e.to_string())?;
+        if Self::format(&db)? == Some(FORMAT) {
+            return Ok(db);
+        }
+        // Another format (or a new file): the index is derived, so start over. Removing
+        // the file (rather than its tables) gives the old format's space back.
+        drop(db);
+        std::fs::remove_file(path).map_err(|e| e.to_string())?;
         let db = Database::create(path).map_err(|e| e.to_string())?;
         let txn = db.begin_write().map_err(|e| e.to_string())?;
         {
             txn.open_table(POSTINGS).map_err(|e| e.to_string())?;
             txn.open_table(ZONES).map_err(|e| e.to_string())?;
-            txn.open_table(META).map_err(|e| e.to_string())?;
+            txn.open_table(PART_ZONES).map_err(|e| e.to_string())?;
+            let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+            meta.insert(FORMAT_KEY, FORMAT).map_err(|e| e.to_string())?;
         }
         txn.commit().map_err(|e| e.to_string())?;
         Ok(db)
+    }
+
+    /// The format the database says it holds; `None` if it does not say.
+    fn format(db: &Database) -> std::result::Result<Option<u64>, String> {
+        let txn = db.begin_read().map_err(|e| e.to_string())?;
+        let meta = match txn.open_table(META) {
+            Ok(meta) => meta,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(meta
+            .get(FORMAT_KEY)
+            .map_err(|e| e.to_string())?
+            .map(|v| v.value()))
     }
 
     /// Runs `f` on the open database.
@@ -147,96 +247,92 @@ impl Index {
             let txn = db.begin_read().map_err(|e| self.err(e))?;
             let meta = txn.open_table(META).map_err(|e| self.err(e))?;
             Ok(meta
-                .get("next")
+                .get(INDEXED)
                 .map_err(|e| self.err(e))?
                 .map_or(0, |v| v.value()))
         })
     }
 
-    /// Indexes up to `max` events past what is indexed; returns how many it indexed.
+    /// Indexes up to `max` events past what is indexed, in one write transaction; returns
+    /// how many it indexed. Memory grows with `max` (about 120 bytes per event).
     pub fn catch_up(&self, reader: &LogReader, max: u64) -> Result<u64> {
         self.reopen_if_failed()?;
         let start = self.indexed()?.max(reader.first_index()?);
-        let mut keys: Vec<Vec<u8>> = Vec::new();
-        let mut zones: Vec<(u64, i64, i64)> = Vec::new();
+        let mut batch = Batch::default();
         let mut end = start;
         reader.scan(start, |index, bytes| {
-            if index >= start + max {
+            if index >= start.saturating_add(max) {
+                return Ok(ControlFlow::Break(()));
+            }
+            // Verification reports a record that does not parse; the index just cannot use
+            // it (no query matches it).
+            if let Some(f) = Fields::read(bytes)
+                && !batch.add(index, &f)
+            {
                 return Ok(ControlFlow::Break(()));
             }
             end = index + 1;
-            let Ok(ev) = StoredEvent::parse(bytes) else {
-                // Verification reports such a record; the index just cannot use it.
-                return Ok(ControlFlow::Continue(()));
-            };
-            let e = &ev.event;
-            keys.push(key(TAG_CATEGORY, e.category.as_str(), index));
-            keys.push(key(TAG_ACTION, &e.action, index));
-            if let Some(u) = e.user() {
-                keys.push(key(TAG_USER, u, index));
-            }
-            if let Some(ip) = e.ip() {
-                keys.push(key(TAG_IP, ip, index));
-            }
-            let t = e.time.unix_micros() as i64;
-            let block = index / ZONE;
-            match zones.last_mut() {
-                Some((b, lo, hi)) if *b == block => {
-                    *lo = (*lo).min(t);
-                    *hi = (*hi).max(t);
-                }
-                _ => zones.push((block, t, t)),
-            }
             Ok(ControlFlow::Continue(()))
         })?;
         if end == start {
             return Ok(0);
         }
-        keys.sort_unstable();
-        let written = self.with_db(|db| self.write_batch(db, &keys, &zones, end));
+        batch.postings.sort_unstable_by_key(|&(k, _)| k);
+        let written = self.with_db(|db| self.write_batch(db, &batch, end, end - start));
         if written.is_err() {
             self.failed.store(true, Ordering::Relaxed);
         }
         written.map(|()| end - start)
     }
 
-    fn write_batch(
-        &self,
-        db: &Database,
-        keys: &[Vec<u8>],
-        zones: &[(u64, i64, i64)],
-        end: u64,
-    ) -> Result<()> {
+    /// Writes one batch in one transaction, with the high-water mark `end`.
+    ///
+    /// Most commits are not synced (`Durability::None`): the index is derived from the log,
+    /// and the mark commits atomically with the postings it covers, so a crash loses at most
+    /// the commits since the last durable one, and the index reopens as a consistent prefix
+    /// (redb copy-on-write: pages of the durable state are not reused before the next durable
+    /// commit) that `catch_up` continues. Durable commits every `DURABLE_EVENTS` events or
+    /// `DURABLE_AFTER` bound the work redone after a crash, and let redb reuse the pages freed
+    /// since (until then the file grows).
+    fn write_batch(&self, db: &Database, batch: &Batch, end: u64, events: u64) -> Result<()> {
         let mut txn = db.begin_write().map_err(|e| self.err(e))?;
-        let n = self.batches.fetch_add(1, Ordering::Relaxed);
-        if !n.is_multiple_of(DURABLE_EVERY) {
+        let mut durable = self.durable.lock().map_err(|_| self.err("lock poisoned"))?;
+        let sync = durable.1 + events >= DURABLE_EVENTS || durable.0.elapsed() >= DURABLE_AFTER;
+        if !sync {
             txn.set_durability(Durability::None)
                 .map_err(|e| self.err(e))?;
         }
         {
             let mut postings = txn.open_table(POSTINGS).map_err(|e| self.err(e))?;
-            for k in keys {
-                postings.insert(k.as_slice(), ()).map_err(|e| self.err(e))?;
+            for (key, at) in &batch.postings {
+                let fields = batch
+                    .fields
+                    .get(*at as usize)
+                    .ok_or_else(|| self.err("posting without fields"))?;
+                postings.insert(key, fields).map_err(|e| self.err(e))?;
             }
-            let mut z = txn.open_table(ZONES).map_err(|e| self.err(e))?;
-            for &(block, lo, hi) in zones {
-                let merged = match z.get(block).map_err(|e| self.err(e))? {
-                    Some(old) => {
-                        let (olo, ohi) = old.value();
-                        (olo.min(lo), ohi.max(hi))
-                    }
-                    None => (lo, hi),
-                };
-                z.insert(block, merged).map_err(|e| self.err(e))?;
+            let mut zones = txn.open_table(ZONES).map_err(|e| self.err(e))?;
+            let mut parts = txn.open_table(PART_ZONES).map_err(|e| self.err(e))?;
+            for &(block, lo, hi) in &batch.zones {
+                merge_zone(&mut zones, block, lo, hi).map_err(|e| self.err(e))?;
+            }
+            for &(part, lo, hi) in &batch.part_zones {
+                merge_zone(&mut parts, part, lo, hi).map_err(|e| self.err(e))?;
             }
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
-            meta.insert("next", end).map_err(|e| self.err(e))?;
+            meta.insert(INDEXED, end).map_err(|e| self.err(e))?;
         }
-        txn.commit().map_err(|e| self.err(e))
+        txn.commit().map_err(|e| self.err(e))?;
+        *durable = if sync {
+            (Instant::now(), 0)
+        } else {
+            (durable.0, durable.1 + events)
+        };
+        Ok(())
     }
 
-    /// Events matching `filter` from index `from` on: at most `limit`, reading at most
-    /// `budget` events.
+    /// Events matching `filter` from index `from` on: at most `limit`, examining at most
+    /// `budget` candidates (postings checked in the index, events read from the log).
     pub fn query(
         &self,
         reader: &LogReader,
@@ -249,6 +345,7 @@ impl Index {
         let end = reader.size()?;
         // Without a usable index (being reopened), everything is "unindexed": scan.
         let indexed = self.indexed().unwrap_or(0).min(end);
+        let probe = Probe::new(filter);
         let mut page = Page::default();
         let driver = [
             (TAG_USER, filter.user.as_deref()),
@@ -257,30 +354,89 @@ impl Index {
             (TAG_CATEGORY, filter.category.map(|c| c.as_str())),
         ]
         .into_iter()
-        .find_map(|(tag, v)| v.map(|v| (tag, v)));
+        .find_map(|(tag, v)| v.map(|v| hash64(tag, v.as_bytes())));
         let tail_from = match driver {
-            Some((tag, value)) if from < indexed => {
-                let lo = key(tag, value, from);
-                let hi = key(tag, value, indexed);
-                let guard = self.db.read().map_err(|_| self.err("lock poisoned"))?;
-                let db = guard
-                    .as_ref()
-                    .ok_or_else(|| self.err("reopening after a failed write"))?;
-                let txn = db.begin_read().map_err(|e| self.err(e))?;
-                let postings = txn.open_table(POSTINGS).map_err(|e| self.err(e))?;
-                let range = postings
-                    .range::<&[u8]>(lo.as_slice()..hi.as_slice())
-                    .map_err(|e| self.err(e))?;
+            Some(value) if from < indexed => {
+                let bounds = Bounds {
+                    from,
+                    to: indexed,
+                    limit,
+                    budget,
+                };
+                if self.postings(reader, filter, &probe, value, &bounds, &mut page)? {
+                    return Ok(page);
+                }
+                indexed
+            }
+            _ => from,
+        };
+        self.scan(
+            reader, filter, &probe, tail_from, indexed, limit, budget, &mut page,
+        )?;
+        Ok(page)
+    }
+
+    /// Follows the postings of `value` over `bounds.from..bounds.to`, partition by
+    /// partition, reading only the events whose indexed fields can match. Returns `true`
+    /// when the page is full (`page.next` set).
+    fn postings(
+        &self,
+        reader: &LogReader,
+        filter: &Filter,
+        probe: &Probe,
+        value: u64,
+        bounds: &Bounds,
+        page: &mut Page,
+    ) -> Result<bool> {
+        let guard = self.db.read().map_err(|_| self.err("lock poisoned"))?;
+        let db = guard
+            .as_ref()
+            .ok_or_else(|| self.err("reopening after a failed write"))?;
+        let txn = db.begin_read().map_err(|e| self.err(e))?;
+        let postings = txn.open_table(POSTINGS).map_err(|e| self.err(e))?;
+        let parts = if probe.is_timed() {
+            Some(txn.open_table(PART_ZONES).map_err(|e| self.err(e))?)
+        } else {
+            None
+        };
+        let mut pos = bounds.from;
+        while pos < bounds.to {
+            let part_start = pos >> PART_BITS << PART_BITS;
+            let stop = (part_start + PART_LEN).min(bounds.to);
+            let skip = match &parts {
+                Some(parts) => match parts.get(pos >> PART_BITS).map_err(|e| self.err(e))? {
+                    Some(z) => {
+                        let (lo, hi) = z.value();
+                        !probe.time_possible(lo, hi)
+                    }
+                    None => true,
+                },
+                None => false,
+            };
+            if !skip {
+                let (Some(lo), Some(part)) = (
+                    PostingKey::new(value, pos),
+                    u32::try_from(pos >> PART_BITS).ok(),
+                ) else {
+                    return Err(self.err("index beyond the postings' range"));
+                };
+                let hi = PostingKey {
+                    part,
+                    value,
+                    offset: (stop - part_start) as u32,
+                };
+                let range = postings.range(lo..hi).map_err(|e| self.err(e))?;
                 for item in range {
-                    let (k, _) = item.map_err(|e| self.err(e))?;
-                    let Some(index) = index_of_key(k.value()) else {
-                        continue;
-                    };
-                    if page.events.len() >= limit || page.examined >= budget {
+                    let (k, v) = item.map_err(|e| self.err(e))?;
+                    let index = k.value().index();
+                    if page.events.len() >= bounds.limit || page.examined >= bounds.budget {
                         page.next = Some(index);
-                        return Ok(page);
+                        return Ok(true);
                     }
                     page.examined += 1;
+                    if !probe.may_match(v.value()) {
+                        continue;
+                    }
                     let bytes = match reader.read(index) {
                         Ok(b) => b,
                         Err(StoreError::Pruned { .. }) => continue,
@@ -290,12 +446,10 @@ impl Index {
                         page.events.push(bytes);
                     }
                 }
-                indexed
             }
-            _ => from,
-        };
-        self.scan(reader, filter, tail_from, indexed, limit, budget, &mut page)?;
-        Ok(page)
+            pos = stop;
+        }
+        Ok(false)
     }
 
     /// Reads events from `from` on, checking `filter`, skipping indexed blocks whose zone
@@ -305,13 +459,14 @@ impl Index {
         &self,
         reader: &LogReader,
         filter: &Filter,
+        probe: &Probe,
         from: u64,
         indexed: u64,
         limit: usize,
         budget: u64,
         page: &mut Page,
     ) -> Result<()> {
-        let timed = filter.since.is_some() || filter.until.is_some();
+        let timed = probe.is_timed();
         let mut pos = from;
         let guard = self.db.read().map_err(|_| self.err("lock poisoned"))?;
         let zones_txn = match guard.as_ref() {
@@ -331,10 +486,7 @@ impl Index {
                         break;
                     };
                     let (lo, hi) = z.value();
-                    let since = filter.since.map(|t| t.unix_micros() as i64);
-                    let until = filter.until.map(|t| t.unix_micros() as i64);
-                    let possible = since.is_none_or(|s| hi >= s) && until.is_none_or(|u| lo < u);
-                    if possible {
+                    if probe.time_possible(lo, hi) {
                         break;
                     }
                     pos = (block + 1) * ZONE;
@@ -346,7 +498,6 @@ impl Index {
                 u64::MAX
             };
             let mut next = None;
-            let mut last = pos;
             let mut reached_stop = false;
             reader.scan(pos, |index, bytes| {
                 if index >= stop_at {
@@ -358,9 +509,12 @@ impl Index {
                     return Ok(ControlFlow::Break(()));
                 }
                 page.examined += 1;
-                last = index + 1;
-                if filter.is_empty() || StoredEvent::parse(bytes).is_ok_and(|s| filter.matches(&s))
-                {
+                // The quick read of the indexed fields rules most events out; the few left
+                // are checked with the full parse.
+                let matches = filter.is_empty()
+                    || (Fields::read(bytes).is_some_and(|f| f.matches(filter))
+                        && StoredEvent::parse(bytes).is_ok_and(|s| filter.matches(&s)));
+                if matches {
                     page.events.push(bytes.to_vec());
                 }
                 Ok(ControlFlow::Continue(()))
@@ -372,7 +526,6 @@ impl Index {
             if !reached_stop {
                 // The log's end.
                 page.next = None;
-                let _ = last;
                 return Ok(());
             }
             pos = stop_at;
@@ -380,24 +533,29 @@ impl Index {
     }
 }
 
-fn key(tag: u8, value: &str, index: u64) -> Vec<u8> {
-    let v = truncate(value);
-    let mut k = Vec::with_capacity(1 + 2 + v.len() + 8);
-    k.push(tag);
-    k.extend_from_slice(&(v.len() as u16).to_be_bytes());
-    k.extend_from_slice(v);
-    k.extend_from_slice(&index.to_be_bytes());
-    k
+/// The part of the log a posting scan covers and the page's limits.
+#[derive(Debug)]
+struct Bounds {
+    from: u64,
+    to: u64,
+    limit: usize,
+    budget: u64,
 }
 
-fn truncate(value: &str) -> &[u8] {
-    let b = value.as_bytes();
-    &b[..b.len().min(MAX_VALUE)]
-}
-
-fn index_of_key(k: &[u8]) -> Option<u64> {
-    let tail = k.get(k.len().checked_sub(8)?..)?;
-    let mut b = [0u8; 8];
-    b.copy_from_slice(tail);
-    Some(u64::from_be_bytes(b))
+/// Widens the zone `key` of `table` to hold `[lo, hi]`.
+fn merge_zone(
+    table: &mut redb::Table<'_, u64, (i64, i64)>,
+    key: u64,
+    lo: i64,
+    hi: i64,
+) -> std::result::Result<(), redb::StorageError> {
+    let merged = match table.get(key)? {
+        Some(old) => {
+            let (olo, ohi) = old.value();
+            (olo.min(lo), ohi.max(hi))
+        }
+        None => (lo, hi),
+    };
+    table.insert(key, merged)?;
+    Ok(())
 }

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The index answers exactly what a full scan with the same filter answers, page after
-//! page, whatever part of the log is indexed.
+//! page, whatever part of the log is indexed. (`src/tests.rs` checks the same with
+//! partitions and zone blocks small enough to cross.)
 
 use proptest::prelude::*;
 use vellum_event::{Category, Event, Filter, Outcome, StoredEvent, Timestamp};
@@ -64,7 +65,9 @@ proptest! {
         ip in prop::option::of(0u8..5),
         cat in prop::option::of(0u8..6),
         outcome in prop::option::of(any::<bool>()),
+        action in prop::option::of(0u8..4),
         since in prop::option::of(0i64..10_000),
+        until in prop::option::of(0i64..10_000),
         limit in 1usize..40,
         budget in 1u64..100,
     ) {
@@ -81,8 +84,9 @@ proptest! {
             ip: ip.map(|i| format!("10.0.0.{i}")),
             category: cat.map(|c| Category::ALL[c as usize]),
             outcome: outcome.map(|f| if f { Outcome::Failure } else { Outcome::Success }),
+            action: action.map(|a| format!("act{a}")),
             since: since.map(|t| Timestamp::from_unix_micros(1_795_000_000_000_000 + t as i128 * 1_000_000).unwrap()),
-            ..Filter::default()
+            until: until.map(|t| Timestamp::from_unix_micros(1_795_000_000_000_000 + t as i128 * 1_000_000).unwrap()),
         };
         let mut want = Vec::new();
         reader.for_each(0, reader.size().unwrap(), |i, b| {

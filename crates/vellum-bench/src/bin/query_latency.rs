@@ -39,6 +39,9 @@ struct Args {
     /// Use the log a previous `--keep` run left instead of building one.
     #[arg(long)]
     reuse: bool,
+    /// Events per index write transaction while catching up (the server's by default).
+    #[arg(long, default_value_t = vellum_index::BATCH)]
+    index_batch: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,7 +58,7 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut indexed = 0;
     loop {
-        let n = index.catch_up(&reader, 100_000)?;
+        let n = index.catch_up(&reader, args.index_batch)?;
         if n == 0 {
             break;
         }
