@@ -53,7 +53,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Ingest requests handled at once; more get 429 with Retry-After.
     pub max_concurrent_ingest: usize,
-    /// Most events a query examines per page before it returns a cursor.
+    /// Most candidates (index postings checked or events read) a query examines per page
+    /// before it returns a cursor.
     pub query_max_scan: u64,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_grace_seconds: u64,
