@@ -5,12 +5,18 @@ on the same events, in the same run, alternating; then single-event POSTs from m
 connections with p50/p99 latency.
 
 usage: bench/http_vs_rsyslog.py [--events N] [--batch 1000] [--conns 4] [--runs 3]
-                                [--single-conns 64] [--single-events 20000]
-Needs rsyslogd (apt-get install rsyslog) and a release build of vellum (common.binary).
-The clock for vellum runs from the first request sent to the last 200 received: every
-event acknowledged is fsync'ed. Prints every run and RESULT lines of medians.
+                                [--client native|python] [--single-conns 64] [--single-events 20000]
+Needs rsyslogd (apt-get install rsyslog) and a release build of vellum and vellum-bench
+(common.binary). The batches are sent by the native load generator `http_ingest`
+(crates/vellum-bench/src/bin/http_ingest.rs), which builds every request before the clock
+starts so that, like rsyslog_peer.py's single sendall, the client takes little of the CPUs the
+server needs; `--client python` uses the former http.client client instead (a diagnostic: it
+takes most of a core). The clock for vellum runs from the first request sent to the last 200
+received: every event acknowledged is fsync'ed. Each run prints the client's CPU time in that
+window and the server's CPU time while the client ran. Prints every run and RESULT lines of
+medians.
 """
-import argparse, http.client, json, os, re, subprocess, sys, threading, time
+import argparse, http.client, itertools, json, os, re, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import BASELINES, WORK, binary, events_file, fresh, loadavg, median  # noqa: E402
@@ -50,7 +56,36 @@ def post(conn, token, body, ctype):
     return json.loads(data)
 
 
-def http_batches(lines, batch, conns, data):
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def http_batches(path, batch, conns, data):
+    """The native client: returns (events, seconds, client CPU s in the window, server CPU s)."""
+    proc, token, host, port = start_server(data)
+    try:
+        server0 = cpu_seconds(proc.pid)
+        p = subprocess.run([binary("http_ingest"), "--events", path, "--url", f"http://{host}:{port}",
+                            "--batch", str(batch), "--conns", str(conns)],
+                           env=dict(os.environ, VELLUM_TOKEN=token), capture_output=True, text=True)
+        server = cpu_seconds(proc.pid) - server0
+        if p.returncode != 0:
+            sys.exit(f"http_ingest failed ({p.returncode}): {p.stderr.strip()}")
+        m = re.search(r"RESULT http_ingest events=(\d+) seconds=([0-9.]+) \S+ client_cpu_s=(\S+)", p.stdout)
+        if not m:
+            sys.exit(f"no RESULT line from http_ingest: {p.stdout!r}")
+        return int(m.group(1)), float(m.group(2)), float(m.group(3)), server
+    finally:
+        stop_server(proc)
+
+
+def http_batches_python(path, batch, conns, data):
+    """The former client (http.client, one thread per connection), kept as a diagnostic of
+    what a client on the same CPUs costs. Same return value as http_batches."""
+    lines = open(path, "rb").read().splitlines()
     proc, token, host, port = start_server(data)
     try:
         bodies = [b"\n".join(lines[i:i + batch]) + b"\n" for i in range(0, len(lines), batch)]
@@ -64,15 +99,17 @@ def http_batches(lines, batch, conns, data):
             c.close()
 
         threads = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
+        server0, client0 = cpu_seconds(proc.pid), time.process_time()
         start = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         seconds = time.perf_counter() - start
+        client, server = time.process_time() - client0, cpu_seconds(proc.pid) - server0
         if sum(accepted) != len(lines):
             sys.exit(f"vellum accepted {sum(accepted)} of {len(lines)}")
-        return seconds
+        return len(lines), seconds, client, server
     finally:
         stop_server(proc)
 
@@ -106,10 +143,12 @@ def http_single(lines, conns, data):
 
 
 def rsyslog(path):
+    """Returns (events, seconds)."""
     out = subprocess.run([sys.executable, os.path.join(BASELINES, "rsyslog_peer.py"), path,
                           os.path.join(WORK, "rsyslog-work")], capture_output=True, text=True, check=True).stdout
     fresh(os.path.join(WORK, "rsyslog-work"))
-    return float(re.search(r"seconds=([0-9.]+)", out).group(1))
+    m = re.search(r"events=(\d+) seconds=([0-9.]+)", out)
+    return int(m.group(1)), float(m.group(2))
 
 
 def main():
@@ -120,20 +159,29 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--single-conns", type=int, default=64)
     ap.add_argument("--single-events", type=int, default=20_000)
+    ap.add_argument("--client", choices=["native", "python"], default="native",
+                    help="what sends the batches: http_ingest (default) or the former Python client")
     a = ap.parse_args()
     path = events_file(a.events)
-    lines = open(path, "rb").read().splitlines()
     data = os.path.join(WORK, "http-data")
-    v, r = [], []
+    send = http_batches if a.client == "native" else http_batches_python
+    v, r, cpu = [], [], []
     for run in range(a.runs):
-        vs = http_batches(lines, a.batch, a.conns, data)
-        rs = rsyslog(path)
-        v.append(len(lines) / vs)
-        r.append(len(lines) / rs)
-        print(f"run {run + 1}: vellum HTTP {v[-1]:.0f} events/s ({vs:.2f} s), rsyslog {r[-1]:.0f} events/s "
-              f"({rs:.2f} s), ratio {v[-1] / r[-1]:.2f}; load {loadavg()}", flush=True)
-    print(f"RESULT http_batches events={len(lines)} batch={a.batch} conns={a.conns} runs={a.runs} "
-          f"vellum_median={median(v):.0f} rsyslog_median={median(r):.0f} ratio={median(v) / median(r):.2f}")
+        n, vs, client, server = send(path, a.batch, a.conns, data)
+        rn, rs = rsyslog(path)
+        if rn != n:
+            sys.exit(f"vellum was sent {n} events, rsyslog {rn}")
+        v.append(n / vs)
+        r.append(n / rs)
+        cpu.append(client / vs * 100)
+        print(f"run {run + 1}: vellum HTTP {v[-1]:.0f} events/s ({vs:.2f} s; {a.client} client on a CPU "
+              f"{client:.2f} s = {cpu[-1]:.0f}% of one core, server {server:.2f} s), rsyslog {r[-1]:.0f} "
+              f"events/s ({rs:.2f} s), ratio {v[-1] / r[-1]:.2f}; load {loadavg()}", flush=True)
+    print(f"RESULT http_batches events={n} batch={a.batch} conns={a.conns} runs={a.runs} client={a.client} "
+          f"vellum_median={median(v):.0f} rsyslog_median={median(r):.0f} ratio={median(v) / median(r):.2f} "
+          f"client_cpu_pct_median={median(cpu):.0f}")
+    with open(path, "rb") as f:
+        lines = [l.rstrip(b"\n") for l in itertools.islice(f, a.single_events)]
     singles = []
     for run in range(a.runs):
         s = http_single(lines[:a.single_events], a.single_conns, data)
