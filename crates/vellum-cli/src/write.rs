@@ -5,9 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use rayon::prelude::*;
 use serde_json::json;
-use vellum_event::{BatchError, Category, Event, Limits, Outcome, Timestamp};
+use vellum_event::{
+    BatchError, BodyFormat, Category, Event, Limits, Outcome, Timestamp, parse_batch_map,
+};
 use vellum_store::{ApiKeys, Prepared, Role};
 
 use crate::args::{AppendArgs, PruneArgs, StoreArgs};
@@ -104,25 +105,17 @@ fn parse_ndjson_parallel(
     lines_before: usize,
     limits: &Limits,
 ) -> anyhow::Result<Vec<Prepared>> {
-    let lines: Vec<(usize, &[u8])> = input
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .map(|(n, l)| (lines_before + n + 1, l.strip_suffix(b"\r").unwrap_or(l)))
-        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
-        .collect();
-    let parsed: Result<Vec<Prepared>, BatchError> = lines
-        .par_iter()
-        .map(|(n, line)| {
-            Event::parse(line, limits)
-                .map(|e| Prepared::new(&e))
-                .map_err(|error| BatchError::Item {
-                    kind: "line",
-                    item: *n,
-                    error,
-                })
+    match parse_batch_map(input, BodyFormat::Ndjson, limits, |e| Prepared::new(&e)) {
+        Ok(prepared) => Ok(prepared),
+        Err(BatchError::Empty) => Ok(Vec::new()),
+        Err(BatchError::Item { kind, item, error }) => Err(BatchError::Item {
+            kind,
+            item: lines_before + item,
+            error,
         })
-        .collect();
-    parsed.context("nothing was appended")
+        .context("nothing was appended"),
+        Err(e) => Err(e).context("nothing was appended"),
+    }
 }
 
 fn audit(store: &vellum_store::Store, event: Event) -> anyhow::Result<()> {

@@ -21,7 +21,7 @@ mod filter;
 mod stored;
 mod timestamp;
 
-pub use batch::{BodyFormat, parse_batch};
+pub use batch::{BodyFormat, parse_batch, parse_batch_map};
 pub use error::{BatchError, EventError};
 pub use event::{Category, Event, EventId, Limits, Outcome};
 pub use filter::Filter;

@@ -243,3 +243,38 @@ proptest::proptest! {
         proptest::prop_assert_eq!(again.canonical_body(), body);
     }
 }
+
+/// Large bodies are parsed on every core, yet the error is always the first bad item's,
+/// whichever item the workers happen to reach first.
+#[test]
+fn large_batches_report_their_first_bad_item() {
+    let limits = Limits::default();
+    let good = r#"{"category":"admin","action":"a"}"#;
+    let bad = r#"{"category":"nope","action":"b"}"#;
+    for first_bad in [1usize, 300, 2999] {
+        let lines: Vec<&str> = (1..=3000)
+            .map(|n| {
+                if n >= first_bad && n % 7 == first_bad % 7 {
+                    bad
+                } else {
+                    good
+                }
+            })
+            .collect();
+        let ndjson = lines.join("\n");
+        let err = parse_batch(ndjson.as_bytes(), BodyFormat::Ndjson, &limits).unwrap_err();
+        assert!(
+            matches!(err, BatchError::Item { kind: "line", item, .. } if item == first_bad),
+            "want line {first_bad}: {err:?}"
+        );
+        let array = format!("[{}]", lines.join(","));
+        let err = parse_batch(array.as_bytes(), BodyFormat::Json, &limits).unwrap_err();
+        assert!(
+            matches!(err, BatchError::Item { kind: "element", item, .. } if item == first_bad),
+            "want element {first_bad}: {err:?}"
+        );
+    }
+    let all_good = vec![good; 3000].join("\n");
+    let parsed = parse_batch(all_good.as_bytes(), BodyFormat::Ndjson, &limits).unwrap();
+    assert_eq!(parsed.len(), 3000);
+}

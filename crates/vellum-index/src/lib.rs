@@ -256,12 +256,28 @@ impl Index {
     /// Indexes up to `max` events past what is indexed, in one write transaction; returns
     /// how many it indexed. Memory grows with `max` (about 120 bytes per event).
     pub fn catch_up(&self, reader: &LogReader, max: u64) -> Result<u64> {
+        self.catch_up_until(reader, max, || false)
+    }
+
+    /// Like [`Index::catch_up`], giving up (writing nothing, returning 0) as soon as `stop`
+    /// says so: a server shutting down does not wait for a large batch to be read.
+    pub fn catch_up_until(
+        &self,
+        reader: &LogReader,
+        max: u64,
+        stop: impl Fn() -> bool,
+    ) -> Result<u64> {
         self.reopen_if_failed()?;
         let start = self.indexed()?.max(reader.first_index()?);
         let mut batch = Batch::default();
         let mut end = start;
+        let mut stopped = false;
         reader.scan(start, |index, bytes| {
             if index >= start.saturating_add(max) {
+                return Ok(ControlFlow::Break(()));
+            }
+            if index % 1024 == 0 && stop() {
+                stopped = true;
                 return Ok(ControlFlow::Break(()));
             }
             // Verification reports a record that does not parse; the index just cannot use
@@ -274,7 +290,7 @@ impl Index {
             end = index + 1;
             Ok(ControlFlow::Continue(()))
         })?;
-        if end == start {
+        if end == start || stopped {
             return Ok(0);
         }
         batch.postings.sort_unstable_by_key(|&(k, _)| k);

@@ -243,3 +243,42 @@ fn an_index_of_an_older_format_is_rebuilt() {
     assert_eq!(index.indexed().unwrap(), 200);
     assert_eq!(all_pages(&index, &reader, &filter, 7, 1000), want);
 }
+
+/// A stop requested while a batch is being read abandons it: nothing is written, and the
+/// next catch-up indexes those events as if nothing had happened.
+#[test]
+fn a_stopped_catch_up_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let spec = Spec {
+        user: Some(1),
+        ip: Some(2),
+        cat: 0,
+        action: 0,
+        outcome: 0,
+        t: 0,
+    };
+    store
+        .append((0..3000).map(|n| event(n, &spec)).collect())
+        .unwrap();
+    let reader = LogReader::open(dir.path()).unwrap();
+    let index = Index::open(store.layout()).unwrap();
+    let asked = std::cell::Cell::new(0);
+    let stop_on_second_look = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 1
+    };
+    assert_eq!(
+        index
+            .catch_up_until(&reader, 10_000, stop_on_second_look)
+            .unwrap(),
+        0
+    );
+    assert!(asked.get() > 1, "the stop was never asked");
+    assert_eq!(index.indexed().unwrap(), 0);
+    assert_eq!(
+        index.catch_up_until(&reader, 10_000, || false).unwrap(),
+        3000
+    );
+    assert_eq!(index.indexed().unwrap(), 3000);
+}

@@ -137,11 +137,16 @@ pub async fn run(
 }
 
 /// Keeps the query index up to date with the log, in batches, until told to stop.
-/// A batch is up to `vellum_index::BATCH` events, one write transaction (a second or two
-/// when far behind, which is also how long a stop may wait for it).
+/// A batch is up to `vellum_index::BATCH` events, one write transaction; a stop abandons
+/// the batch being read (the next start indexes it again), or waits for the one being
+/// written.
 fn index_loop(state: &SharedState, stop: &std::sync::atomic::AtomicBool) {
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        match state.index.catch_up(&state.reader, vellum_index::BATCH) {
+    let stopping = || stop.load(std::sync::atomic::Ordering::Relaxed);
+    while !stopping() {
+        match state
+            .index
+            .catch_up_until(&state.reader, vellum_index::BATCH, stopping)
+        {
             Ok(0) => std::thread::sleep(Duration::from_millis(100)),
             Ok(_) => {}
             Err(e) => {

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use vellum_event::{BodyFormat, Category, Event, Filter, Outcome, Timestamp, parse_batch};
+use vellum_event::{BodyFormat, Category, Event, Filter, Outcome, Timestamp, parse_batch_map};
 use vellum_store::{Prepared, Role};
 
 use crate::auth::Caller;
@@ -63,19 +63,17 @@ pub async fn ingest(
         _ => BodyFormat::Json,
     };
     let limits = state.limits;
-    // Parsing and preparing a batch is CPU work: keep it off the runtime's threads.
-    let events = blocking(move || {
-        parse_batch(&body, format, &limits)
-            .map(|evs| evs.iter().map(Prepared::new).collect::<Vec<_>>())
-    })
-    .await?
-    .map_err(|e| {
-        let code = match e.event_error() {
-            Some(vellum_event::EventError::TooLarge { .. }) => "event_too_large",
-            _ => "invalid_event",
-        };
-        AppError::bad_request(code, e.to_string())
-    })?;
+    // Parsing and preparing a batch is CPU work: keep it off the runtime's threads (a
+    // large batch is parsed on every core).
+    let events = blocking(move || parse_batch_map(&body, format, &limits, |e| Prepared::new(&e)))
+        .await?
+        .map_err(|e| {
+            let code = match e.event_error() {
+                Some(vellum_event::EventError::TooLarge { .. }) => "event_too_large",
+                _ => "invalid_event",
+            };
+            AppError::bad_request(code, e.to_string())
+        })?;
     let r = state.store.append_prepared_async(events).await?;
     Ok(Json(json!({
         "accepted": r.accepted,
