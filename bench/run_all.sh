@@ -57,7 +57,8 @@ rm -rf /dev/shm/vellum-bench
 echo "== 2. 64 concurrent appenders, one event each, waiting for durability"
 uptime
 "$B/fsync_probe" --bytes 25000 --commits 1000 --runs 3 --dir "$W"
-"$B/append_concurrent" --events "$EVENTS" --threads 64 --per-thread 1000 --runs "$RUNS" --dir "$W"
+"$B/append_concurrent" --events "$EVENTS" --threads 64 --per-thread 1000 --runs "$RUNS" --dir "$W" --mode tasks
+"$B/append_concurrent" --events "$EVENTS" --threads 64 --per-thread 1000 --runs "$RUNS" --dir "$W" --mode threads
 "$B/fsync_probe" --bytes 25000 --commits 1000 --runs 3 --dir "$W"
 
 echo "== 3. vellum append (CLI, end to end) vs seed_logger.py"
