@@ -8,13 +8,21 @@ pub(crate) const HEADER_LEN: usize = 8;
 /// Larger frames are corruption, not records: no event or note comes near this.
 pub(crate) const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
+/// What [`decode`] says of a record whose checksum does not match.
+pub(crate) const BAD_CHECKSUM: &str = "a record's checksum does not match its bytes";
+
 /// Appends a framed record to `out`.
 pub(crate) fn encode(out: &mut Vec<u8>, payload: &[u8]) {
-    let len = (payload.len() as u32).to_le_bytes();
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&len), payload);
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&checksum(payload).to_le_bytes());
     out.extend_from_slice(payload);
+}
+
+/// The checksum a record of `payload` carries: CRC-32C of its four length bytes, then of the
+/// payload.
+pub(crate) fn checksum(payload: &[u8]) -> u32 {
+    let len = (payload.len() as u32).to_le_bytes();
+    crc32c::crc32c_append(crc32c::crc32c(&len), payload)
 }
 
 /// What the bytes at some offset hold.
@@ -32,50 +40,57 @@ pub(crate) enum Frame<'a> {
 
 /// Decodes the frame at the start of `buf`. `at_eof` says that no bytes follow `buf`.
 pub(crate) fn decode(buf: &[u8], at_eof: bool) -> Frame<'_> {
+    match decode_unchecked(buf, at_eof) {
+        (Frame::Record(payload), crc) if checksum(payload) != crc => Frame::Bad(BAD_CHECKSUM),
+        (frame, _) => frame,
+    }
+}
+
+/// [`decode`] without comparing a record's checksum: a [`Frame::Record`] comes with the
+/// checksum its header claims (0 for any other frame), for the caller to compare with
+/// [`checksum`] — later, or on another core. Everything else is decided as by `decode`.
+pub(crate) fn decode_unchecked(buf: &[u8], at_eof: bool) -> (Frame<'_>, u32) {
+    let frame = |f| (f, 0);
     if buf.is_empty() {
         // The buffer ending is not the file ending: a record may start right here.
-        return if at_eof {
+        return frame(if at_eof {
             Frame::End
         } else {
             Frame::Incomplete { needed: HEADER_LEN }
-        };
+        });
     }
     if buf.len() < HEADER_LEN {
         if buf.iter().all(|&b| b == 0) && at_eof {
-            return Frame::End;
+            return frame(Frame::End);
         }
-        return if at_eof {
+        return frame(if at_eof {
             Frame::Bad("a record header is cut short")
         } else {
             Frame::Incomplete { needed: HEADER_LEN }
-        };
+        });
     }
     let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
     let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
     if len == 0 {
-        return if crc == 0 {
+        return frame(if crc == 0 {
             Frame::End
         } else {
             Frame::Bad("a zero-length record with a checksum")
-        };
+        });
     }
     if len > MAX_PAYLOAD {
-        return Frame::Bad("a record length beyond any record's");
+        return frame(Frame::Bad("a record length beyond any record's"));
     }
     let Some(payload) = buf.get(HEADER_LEN..HEADER_LEN + len) else {
-        return if at_eof {
+        return frame(if at_eof {
             Frame::Bad("a record is cut short")
         } else {
             Frame::Incomplete {
                 needed: HEADER_LEN + len,
             }
-        };
+        });
     };
-    let want = crc32c::crc32c_append(crc32c::crc32c(&buf[0..4]), payload);
-    if want != crc {
-        return Frame::Bad("a record's checksum does not match its bytes");
-    }
-    Frame::Record(payload)
+    (Frame::Record(payload), crc)
 }
 
 /// How an append-only framed log (the checkpoint and prune logs: no preallocation) ends

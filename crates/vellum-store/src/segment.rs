@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -23,6 +23,8 @@ use crate::record::{self, Frame};
 pub(crate) const MAGIC: &[u8; 8] = b"VELLSEG1";
 pub(crate) const HEADER_LEN: u64 = 32;
 pub(crate) const IDX_ENTRY: usize = 24;
+/// A chunk is read this much at a time (and framed as it arrives).
+const READ_SLICE: usize = 256 << 10;
 
 /// An id fingerprint: the first 16 bytes of SHA-256 of the event id.
 pub(crate) type Fingerprint = [u8; 16];
@@ -107,121 +109,293 @@ pub(crate) fn scan(
     chunk_bytes: usize,
     mut f: impl FnMut(&[Seen<'_>]) -> Result<std::ops::ControlFlow<()>>,
 ) -> Result<ScanEnd> {
-    let mut file = File::open(path).ctx(|| format!("opening {}", path.display()))?;
-    let file_len = file
-        .metadata()
-        .ctx(|| format!("reading {}", path.display()))?
-        .len();
-    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))
-        .ctx(|| format!("seeking {}", path.display()))?;
-    let mut buf: Vec<u8> = Vec::with_capacity(chunk_bytes);
-    let mut buf_offset = start; // file offset of buf[0]
-    let mut eof = false;
-    let mut need = record::HEADER_LEN;
+    let mut reader = ChunkReader::open(path, start, chunk_bytes)?;
+    let mut spare = ChunkMemory::default();
     loop {
-        // Top up the buffer.
-        if !eof {
-            let have = buf.len();
-            // Never allocate (and zero) more than the file has left.
-            let left = file_len.saturating_sub(buf_offset + have as u64) as usize;
-            let want = chunk_bytes
-                .max(have + record::HEADER_LEN)
-                .max(need)
-                .min(have + left.max(1));
-            buf.resize(want, 0);
-            let mut filled = have;
-            while filled < want {
-                let n = file
-                    .read(&mut buf[filled..])
-                    .ctx(|| format!("reading {}", path.display()))?;
-                if n == 0 {
-                    eof = true;
-                    break;
-                }
-                filled += n;
-            }
-            buf.truncate(filled);
+        let chunk = match reader.next(&mut spare)? {
+            Next::Chunk(chunk) => chunk,
+            Next::End(end) => return Ok(end),
+        };
+        let intact = (0..chunk.len())
+            .position(|i| !chunk.checksum_matches(i))
+            .unwrap_or(chunk.len());
+        if intact < chunk.len() {
+            reader.bad_checksum(&chunk, intact);
         }
+        let seen: Vec<Seen<'_>> = (0..intact)
+            .map(|i| Seen {
+                offset: chunk.offset_of(i),
+                payload: chunk.payload(i),
+            })
+            .collect();
+        if f(&seen)?.is_break() {
+            return Ok(ScanEnd {
+                end: chunk.end_of(intact),
+                damage: None,
+                file_len: reader.file_len,
+            });
+        }
+        spare = chunk.into_memory();
+    }
+}
+
+/// Reads a segment's records in large chunks of whole frames, each in a buffer of its own, so
+/// one chunk can be checked while the next is read; [`scan`] on top of it checks them in turn.
+/// Checksums are left to the caller ([`Chunk::checksum_matches`], for instance on every
+/// core), who reports the first that does not match with [`ChunkReader::bad_checksum`].
+#[derive(Debug)]
+pub(crate) struct ChunkReader {
+    file: File,
+    path: PathBuf,
+    file_len: u64,
+    chunk_bytes: usize,
+    /// The bytes read after the last whole frame, and their file offset.
+    carry: Vec<u8>,
+    carry_offset: u64,
+    eof: bool,
+    /// The size of the last frame that did not fit in a chunk: later chunks are as large.
+    need: usize,
+    state: ReadState,
+}
+
+#[derive(Debug)]
+enum ReadState {
+    Reading,
+    /// The last chunk ended in a zero header at `end`; whether only zeros follow it is
+    /// decided (reading the rest of the file) when the next chunk is asked for.
+    ZeroHeader {
+        end: u64,
+        tail_is_zero: bool,
+    },
+    Ended(ScanEnd),
+}
+
+/// What [`ChunkReader::next`] found.
+#[derive(Debug)]
+pub(crate) enum Next {
+    Chunk(Chunk),
+    /// No more records: how the scan ended.
+    End(ScanEnd),
+}
+
+/// Whole frames read in one go; their checksums are not checked yet.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    /// May be longer than what was read for this chunk (see [`ChunkMemory`]).
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`.
+    offset: u64,
+    frames: Vec<FrameAt>,
+    /// Just past the last whole frame.
+    end: usize,
+}
+
+/// The memory of a chunk that is done with, to read a later chunk into without allocating
+/// (and having the kernel zero) it again.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkMemory {
+    buf: Vec<u8>,
+    frames: Vec<FrameAt>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FrameAt {
+    /// Position of the frame's header in the chunk's buffer.
+    at: usize,
+    len: u32,
+    crc: u32,
+}
+
+impl ChunkReader {
+    pub(crate) fn open(path: &Path, start: u64, chunk_bytes: usize) -> Result<Self> {
+        let mut file = File::open(path).ctx(|| format!("opening {}", path.display()))?;
+        let file_len = file
+            .metadata()
+            .ctx(|| format!("reading {}", path.display()))?
+            .len();
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))
+            .ctx(|| format!("seeking {}", path.display()))?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            file_len,
+            chunk_bytes,
+            carry: Vec::new(),
+            carry_offset: start,
+            eof: false,
+            need: record::HEADER_LEN,
+            state: ReadState::Reading,
+        })
+    }
+
+    /// Reads the next chunk into the memory `spare` holds (that of an earlier chunk, or
+    /// none yet), which the chunk then owns; or says how the records ended.
+    pub(crate) fn next(&mut self, spare: &mut ChunkMemory) -> Result<Next> {
+        match std::mem::replace(&mut self.state, ReadState::Reading) {
+            ReadState::Reading => {}
+            ReadState::Ended(end) => {
+                self.state = ReadState::Ended(end.clone());
+                return Ok(Next::End(end));
+            }
+            ReadState::ZeroHeader { end, tail_is_zero } => {
+                // A zero header that is followed by anything but zeros is damage too.
+                let zeros = tail_is_zero && (self.eof || rest_is_zero(&mut self.file, &self.path)?);
+                let end = ScanEnd {
+                    end,
+                    damage: (!zeros).then_some("non-zero bytes after the end of the records"),
+                    file_len: self.file_len,
+                };
+                self.state = ReadState::Ended(end.clone());
+                return Ok(Next::End(end));
+            }
+        }
+        // Top up: what was left over from the last chunk, then fresh bytes.
+        let ChunkMemory {
+            mut buf,
+            mut frames,
+        } = std::mem::take(spare);
+        frames.clear();
+        let have = self.carry.len();
+        if buf.len() < have {
+            buf.resize(have, 0);
+        }
+        buf[..have].copy_from_slice(&self.carry);
+        self.carry.clear();
+        let offset = self.carry_offset;
+        let mut len = have;
+        // Never allocate (and zero) more than the file has left.
+        let left = self.file_len.saturating_sub(offset + have as u64) as usize;
+        let want = if self.eof {
+            have
+        } else {
+            self.chunk_bytes
+                .max(have + record::HEADER_LEN)
+                .max(self.need)
+                .min(have + left.max(1))
+        };
+        // A recycled buffer is only zeroed where it grows.
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        // Bytes are framed as they are read, a slice at a time, while they are still in the
+        // CPU's cache: reading the headers of a whole chunk after copying it costs more.
         let mut pos = 0usize;
-        let mut stop: Option<Option<&'static str>> = None;
-        let mut seen = Vec::with_capacity(chunk_bytes / 300);
+        let end_at = |pos: usize| offset + pos as u64;
         loop {
-            match record::decode(&buf[pos..], eof) {
-                Frame::Record(payload) => {
-                    seen.push(Seen {
-                        offset: buf_offset + pos as u64,
-                        payload,
+            match record::decode_unchecked(&buf[pos..len], self.eof) {
+                (Frame::Record(payload), crc) => {
+                    frames.push(FrameAt {
+                        at: pos,
+                        len: payload.len() as u32,
+                        crc,
                     });
                     pos += record::HEADER_LEN + payload.len();
                 }
-                Frame::End => {
-                    stop = Some(None);
+                // Not a decision while the chunk is not fully read: read on.
+                (Frame::Incomplete { .. }, _) if !self.eof && len < want => {
+                    let to = want.min(len + READ_SLICE);
+                    let n = self
+                        .file
+                        .read(&mut buf[len..to])
+                        .ctx(|| format!("reading {}", self.path.display()))?;
+                    if n == 0 {
+                        self.eof = true;
+                    }
+                    len += n;
+                }
+                (Frame::End, _) => {
+                    let tail_is_zero = buf[pos..len].iter().all(|&b| b == 0);
+                    self.state = ReadState::ZeroHeader {
+                        end: end_at(pos),
+                        tail_is_zero,
+                    };
                     break;
                 }
-                Frame::Incomplete { needed } => {
-                    need = needed;
+                (Frame::Incomplete { needed }, _) => {
+                    self.need = needed;
+                    if self.eof {
+                        // Cannot happen: at the end of the file decode() says Bad instead.
+                        self.state = ReadState::Ended(ScanEnd {
+                            end: end_at(pos),
+                            damage: Some("a record is cut short"),
+                            file_len: self.file_len,
+                        });
+                    } else {
+                        self.carry.extend_from_slice(&buf[pos..len]);
+                        self.carry_offset = end_at(pos);
+                    }
                     break;
                 }
-                Frame::Bad(why) => {
-                    stop = Some(Some(why));
+                (Frame::Bad(why), _) => {
+                    self.state = ReadState::Ended(ScanEnd {
+                        end: end_at(pos),
+                        damage: Some(why),
+                        file_len: self.file_len,
+                    });
                     break;
                 }
             }
         }
-        let flow = f(&seen)?;
-        let end = buf_offset + pos as u64;
-        if flow.is_break() {
-            return Ok(ScanEnd {
-                end,
-                damage: None,
-                file_len,
-            });
+        Ok(Next::Chunk(Chunk {
+            buf,
+            offset,
+            frames,
+            end: pos,
+        }))
+    }
+
+    /// Ends the scan before record `i` of `chunk` (the last chunk read), whose checksum does
+    /// not match: that record and everything after it are damage.
+    pub(crate) fn bad_checksum(&mut self, chunk: &Chunk, i: usize) {
+        self.state = ReadState::Ended(ScanEnd {
+            end: chunk.offset_of(i),
+            damage: Some(record::BAD_CHECKSUM),
+            file_len: self.file_len,
+        });
+    }
+}
+
+impl Chunk {
+    /// The number of whole frames.
+    pub(crate) fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// The payload of frame `i`.
+    pub(crate) fn payload(&self, i: usize) -> &[u8] {
+        let f = self.frames[i];
+        &self.buf[f.at + record::HEADER_LEN..f.at + record::HEADER_LEN + f.len as usize]
+    }
+
+    /// Whether frame `i` carries the checksum of its bytes.
+    pub(crate) fn checksum_matches(&self, i: usize) -> bool {
+        record::checksum(self.payload(i)) == self.frames[i].crc
+    }
+
+    /// The file offset of frame `i`.
+    pub(crate) fn offset_of(&self, i: usize) -> u64 {
+        self.offset + self.frames[i].at as u64
+    }
+
+    /// The file offset just past the first `n` frames.
+    pub(crate) fn end_of(&self, n: usize) -> u64 {
+        match self.frames.get(n) {
+            Some(f) => self.offset + f.at as u64,
+            None => self.offset + self.end as u64,
         }
-        if let Some(damage) = stop {
-            // A zero header that is followed by anything but zeros is damage too.
-            let damage = match damage {
-                None if !eof || pos < buf.len() => {
-                    if rest_is_zero(&mut file, &buf[pos..], eof, path)? {
-                        None
-                    } else {
-                        Some("non-zero bytes after the end of the records")
-                    }
-                }
-                other => other,
-            };
-            return Ok(ScanEnd {
-                end,
-                damage,
-                file_len,
-            });
-        }
-        if eof && pos == buf.len() {
-            return Ok(ScanEnd {
-                end,
-                damage: None,
-                file_len,
-            });
-        }
-        buf.drain(..pos);
-        buf_offset = end;
-        if eof {
-            // An incomplete frame at end of file cannot happen: decode() reports it as Bad.
-            return Ok(ScanEnd {
-                end,
-                damage: Some("a record is cut short"),
-                file_len,
-            });
+    }
+
+    /// Its memory, to read a later chunk into.
+    pub(crate) fn into_memory(self) -> ChunkMemory {
+        ChunkMemory {
+            buf: self.buf,
+            frames: self.frames,
         }
     }
 }
 
-fn rest_is_zero(file: &mut File, tail: &[u8], eof: bool, path: &Path) -> Result<bool> {
-    if tail.iter().any(|&b| b != 0) {
-        return Ok(false);
-    }
-    if eof {
-        return Ok(true);
-    }
+/// Whether the rest of `file`, from where it was read up to, holds only zeros.
+fn rest_is_zero(file: &mut File, path: &Path) -> Result<bool> {
     let mut chunk = vec![0u8; 1 << 20];
     loop {
         let n = file
@@ -261,5 +435,90 @@ pub(crate) fn read_record_at(file: &File, path: &Path, offset: u64) -> Result<Ve
             path,
             format!("no record at offset {offset}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::ops::ControlFlow;
+
+    use super::*;
+
+    /// Scans `bytes` (a segment) in chunks of every size; all must see the same.
+    fn scan_all(bytes: &[u8]) -> (Vec<(u64, Vec<u8>)>, ScanEnd) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.seg");
+        std::fs::write(&path, bytes).unwrap();
+        let outcomes = [1, 7, 100, 999, 1 << 20].map(|chunk| {
+            let mut seen = Vec::new();
+            let end = scan(&path, HEADER_LEN, chunk, |s| {
+                seen.extend(s.iter().map(|s| (s.offset, s.payload.to_vec())));
+                Ok(ControlFlow::Continue(()))
+            })
+            .unwrap();
+            (seen, end)
+        });
+        for other in &outcomes[1..] {
+            assert_eq!(other, &outcomes[0]);
+        }
+        let [first, ..] = outcomes;
+        first
+    }
+
+    fn segment(records: usize) -> (Vec<u8>, Vec<u64>) {
+        let mut bytes = encode_header(0, 0).to_vec();
+        let mut offsets = Vec::new();
+        for i in 0..records {
+            offsets.push(bytes.len() as u64);
+            record::encode(
+                &mut bytes,
+                format!("record {i} {}", "x".repeat(i * 7)).as_bytes(),
+            );
+        }
+        (bytes, offsets)
+    }
+
+    #[test]
+    fn every_chunk_size_sees_the_same_records_and_end() {
+        let (clean, offsets) = segment(40);
+        let end = clean.len() as u64;
+
+        let (seen, how) = scan_all(&clean);
+        assert_eq!(seen.len(), 40);
+        assert_eq!((how.end, how.damage), (end, None));
+
+        let mut zeros = clean.clone();
+        zeros.extend_from_slice(&[0; 3000]);
+        let (seen, how) = scan_all(&zeros);
+        assert_eq!((seen.len(), how.end, how.damage), (40, end, None));
+
+        let mut garbage = zeros.clone();
+        garbage[clean.len() + 2500] = 1;
+        let (seen, how) = scan_all(&garbage);
+        assert_eq!(seen.len(), 40);
+        assert_eq!(how.end, end);
+        assert_eq!(
+            how.damage,
+            Some("non-zero bytes after the end of the records")
+        );
+
+        let mut bad = clean.clone();
+        bad[offsets[25] as usize + 12] ^= 1;
+        let (seen, how) = scan_all(&bad);
+        assert_eq!(seen.len(), 25);
+        assert_eq!(
+            (how.end, how.damage),
+            (offsets[25], Some(record::BAD_CHECKSUM))
+        );
+
+        let cut = &clean[..clean.len() - 3];
+        let (seen, how) = scan_all(cut);
+        assert_eq!(seen.len(), 39);
+        assert_eq!(
+            (how.end, how.damage),
+            (offsets[39], Some("a record is cut short"))
+        );
     }
 }

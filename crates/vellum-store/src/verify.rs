@@ -5,24 +5,40 @@
 //! each record carries, leaf hashes, checkpoint roots), a deleted segment (the chain of
 //! first indexes), a replaced or forged checkpoint (signatures), and — given a checkpoint
 //! saved elsewhere — a rolled-back or forked log. It names the first bad index and file.
-//! Leaf hashing runs on every core; the tree is folded in order on one.
+//!
+//! Each segment is read in chunks. A chunk's records are checked (checksum, index) and
+//! hashed (leaves, and every subtree inside the chunk) on every core ([`hashed`]), while the
+//! chunk before it is folded into the tree in order on one ([`fold`]) and compared with the
+//! tree files ([`nodes`]) and the signed roots. The fold walks the records in order and
+//! reports the first thing wrong, so what is reported does not depend on the parallelism.
+
+mod fold;
+mod hashed;
+mod nodes;
+mod pipeline;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
-use std::io::Read;
-use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::ops::{Bound, ControlFlow};
+use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-use vellum_event::StoredEvent;
-use vellum_merkle::{Frontier, Hash, NodeId, TreeSize, leaf_hash};
+use vellum_merkle::{Frontier, Hash, TreeSize};
 use vellum_note::{Checkpoint, VerifierKey};
 
 use crate::error::{Result, StoreError};
-use crate::layout::{self, Layout};
+use crate::layout;
 use crate::reader::LogReader;
 use crate::segment;
+
+use fold::Fold;
+use nodes::NodeCursors;
+use pipeline::{Memory, Walk, fold_segment};
+
+/// How much of a segment is read, checked and hashed at a time. Three chunks are in memory
+/// at most: one being read, one being hashed, one being folded. (2–4 MiB measured fastest
+/// on the 2-core machine of BENCHMARKS.md: they stay in its cache between the stages.)
+const CHUNK_BYTES: usize = 4 << 20;
 
 /// What to verify against.
 #[derive(Default)]
@@ -94,6 +110,10 @@ struct Check {
 
 /// Verifies the log in `dir`.
 pub fn verify(dir: impl Into<PathBuf>, opts: &VerifyOptions<'_>) -> Result<Report> {
+    verify_in_chunks(dir.into(), opts, CHUNK_BYTES)
+}
+
+fn verify_in_chunks(dir: PathBuf, opts: &VerifyOptions<'_>, chunk_bytes: usize) -> Result<Report> {
     let reader = LogReader::open(dir)?;
     let layout = reader.layout().clone();
     let mut report = Report::default();
@@ -189,7 +209,7 @@ pub fn verify(dir: impl Into<PathBuf>, opts: &VerifyOptions<'_>) -> Result<Repor
         ));
         firsts.drain(..stale);
     }
-    let mut frontier = if start > 0 {
+    let frontier = if start > 0 {
         match Frontier::from_source(reader.tree(), TreeSize(start)) {
             Ok(f) => f,
             Err(e) => {
@@ -221,11 +241,23 @@ pub fn verify(dir: impl Into<PathBuf>, opts: &VerifyOptions<'_>) -> Result<Repor
         .filter_map(|&f| std::fs::metadata(layout.segment(f)).ok())
         .map(|m| m.len())
         .sum();
-    let mut stored_nodes = NodeCursors::new(&layout, last_size);
-    let mut expected = start;
-    let mut done_bytes = 0u64;
+    let mut walk = Walk {
+        fold: Fold::new(&frontier),
+        stored_nodes: NodeCursors::new(&layout, last_size),
+        checks: &checks,
+        next_check: checks
+            .range((Bound::Excluded(start), Bound::Unbounded))
+            .next()
+            .map(|(&size, _)| size),
+        expected: start,
+        done_bytes: 0,
+        total_bytes,
+        progress: opts.progress,
+    };
+    let mut memory = Memory::default();
     let mut tail_damage: Option<Problem> = None;
-    'segments: for (n, &first) in firsts.iter().enumerate() {
+    for (n, &first) in firsts.iter().enumerate() {
+        let expected = walk.expected;
         let path = layout.segment(first);
         if first != expected {
             // Events missing from the end of the previous segment (its .idx still lists
@@ -278,62 +310,11 @@ pub fn verify(dir: impl Into<PathBuf>, opts: &VerifyOptions<'_>) -> Result<Repor
                 break;
             }
         }
-        let mut first_problem: Option<Problem> = None;
-        let end = segment::scan(&path, segment::HEADER_LEN, 8 << 20, |seen| {
-            if first_problem.is_some() {
-                return Ok(ControlFlow::Break(()));
-            }
-            let leaves: Vec<Hash> = seen.par_iter().map(|s| leaf_hash(s.payload)).collect();
-            for (s, leaf) in seen.iter().zip(leaves) {
-                let claimed = StoredEvent::index_of(s.payload);
-                if claimed != Some(expected) {
-                    first_problem = Some(Problem {
-                        index: Some(expected),
-                        file: Some(path.clone()),
-                        what: match claimed {
-                            Some(c) => format!(
-                                "the record at offset {} holds index {c}: events were removed, inserted or reordered",
-                                s.offset
-                            ),
-                            None => {
-                                format!("the record at offset {} is not a stored event", s.offset)
-                            }
-                        },
-                    });
-                    return Ok(ControlFlow::Break(()));
-                }
-                let mut mismatch = None;
-                frontier.push(leaf, |id, h| {
-                    if mismatch.is_none() {
-                        mismatch = stored_nodes.check(id, h);
-                    }
-                });
-                if let Some(what) = mismatch {
-                    first_problem = Some(Problem {
-                        index: Some(expected),
-                        file: Some(path.clone()),
-                        what,
-                    });
-                    return Ok(ControlFlow::Break(()));
-                }
-                expected += 1;
-                if let Some(list) = checks.get(&expected) {
-                    // A signed root that differs although every leaf matched the tree files:
-                    // the files were rewritten consistently; the bad index is below here.
-                    check_root(&mut report, expected, frontier.root(), list, Some(&path));
-                }
-                done_bytes += (s.payload.len() + 8) as u64;
-                report.bytes_checked += (s.payload.len() + 8) as u64;
-            }
-            if let Some(p) = opts.progress {
-                p(done_bytes, total_bytes);
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
-        if let Some(p) = first_problem {
-            report.problems.push(p);
-            break 'segments;
-        }
+        let end = match fold_segment(&mut walk, &mut report, &path, chunk_bytes, &mut memory)? {
+            ControlFlow::Continue(end) => end,
+            ControlFlow::Break(()) => break,
+        };
+        let expected = walk.expected;
         if let Some(why) = end.damage {
             let p = Problem {
                 index: Some(expected),
@@ -355,9 +336,10 @@ pub fn verify(dir: impl Into<PathBuf>, opts: &VerifyOptions<'_>) -> Result<Repor
             break;
         }
     }
+    let expected = walk.expected;
     report.events_checked = expected - start;
     report.tree_size = expected;
-    report.root = Some(frontier.root());
+    report.root = Some(walk.fold.root());
     if let Some(p) = opts.progress {
         p(total_bytes, total_bytes);
     }
@@ -391,12 +373,12 @@ pub fn verify(dir: impl Into<PathBuf>, opts: &VerifyOptions<'_>) -> Result<Repor
     Ok(report)
 }
 
-fn check_root(report: &mut Report, size: u64, root: Hash, list: &[Check], file: Option<&PathBuf>) {
+fn check_root(report: &mut Report, size: u64, root: Hash, list: &[Check], file: Option<&Path>) {
     for c in list {
         if c.root != root {
             report.problems.push(Problem {
                 index: Some(size.saturating_sub(1)),
-                file: file.cloned(),
+                file: file.map(Path::to_path_buf),
                 what: format!(
                     "the tree of the first {size} events does not match {}: an event below index {size} was changed, or the log forked",
                     c.label
@@ -406,114 +388,176 @@ fn check_root(report: &mut Report, size: u64, root: Hash, list: &[Check], file: 
     }
 }
 
-/// Reads the stored tree levels sequentially to compare them with recomputed nodes.
-struct NodeCursors {
-    layout: Layout,
-    levels: Vec<Option<Cursor>>,
-    /// Nodes over leaves below this size must be stored (a checkpoint of it was signed
-    /// after the tree files were synced).
-    required: u64,
-}
-
-struct Cursor {
-    file: File,
-    buf: Vec<u8>,
-    /// Node index of buf[0].
-    start: u64,
-}
-
-impl NodeCursors {
-    fn new(layout: &Layout, required: u64) -> Self {
-        Self {
-            layout: layout.clone(),
-            levels: Vec::new(),
-            required,
-        }
-    }
-
-    /// Compares a recomputed node with the stored one; returns what is wrong, if anything.
-    fn check(&mut self, id: NodeId, hash: &Hash) -> Option<String> {
-        let level = id.level as usize;
-        while self.levels.len() <= level {
-            self.levels.push(None);
-        }
-        let layout = &self.layout;
-        // Only formatted on the error paths: this runs once per tree node.
-        let path = || layout.tree_level(id.level);
-        if self.levels[level].is_none() {
-            let path = path();
-            let mut file = match File::open(&path) {
-                Ok(f) => f,
-                Err(_) => {
-                    let covered = (id.index + 1)
-                        .checked_shl(u32::from(id.level))
-                        .unwrap_or(u64::MAX);
-                    // A level the writer had not created yet when it stopped is only
-                    // missing if a checkpoint covers it.
-                    return (covered <= self.required)
-                        .then(|| format!("tree file {} is missing", path.display()));
-                }
-            };
-            if std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(id.index * 32)).is_err() {
-                return Some(format!("tree file {} is unreadable", path.display()));
-            }
-            self.levels[level] = Some(Cursor {
-                file,
-                buf: Vec::new(),
-                start: id.index,
-            });
-        }
-        let c = self.levels[level].as_mut()?;
-        let at = (id.index.checked_sub(c.start)? * 32) as usize;
-        if at + 32 > c.buf.len() {
-            c.buf.drain(..at.min(c.buf.len()));
-            c.start = id.index;
-            let mut chunk = vec![0u8; 1 << 20];
-            match c.file.read(&mut chunk) {
-                Ok(n) => c.buf.extend_from_slice(&chunk[..n]),
-                Err(e) => return Some(format!("reading {}: {e}", path().display())),
-            }
-            if c.buf.len() < 32 {
-                let covered = (id.index + 1)
-                    .checked_shl(u32::from(id.level))
-                    .unwrap_or(u64::MAX);
-                if covered <= self.required {
-                    return Some(format!(
-                        "tree file {} ends before node {} although a checkpoint covers it: it was truncated",
-                        path().display(),
-                        id.index
-                    ));
-                }
-                // Past the end of what was written: the leaf is newer than the tree files
-                // (the writer is behind or was killed); nothing stored to compare with.
-                return None;
-            }
-        }
-        let at = ((id.index - c.start) * 32) as usize;
-        let stored = c.buf.get(at..at + 32)?;
-        if stored != hash.0 {
-            return Some(if id.level == 0 {
-                "the event's leaf hash differs from the one in the tree: the event was changed"
-                    .to_string()
-            } else {
-                format!(
-                    "tree node {} of level {} in {} differs from the recomputed one",
-                    id.index,
-                    id.level,
-                    path().display()
-                )
-            });
-        }
-        None
-    }
-}
-
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
         Problem {
             index: None,
             file: None,
             what: e.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::path::Path;
+
+    use vellum_event::{Category, Event, Outcome};
+
+    use super::*;
+    use crate::layout::Layout;
+    use crate::options::Options;
+    use crate::record::{self, Frame};
+    use crate::writer::Store;
+
+    /// Chunks from smaller than one record (one record a chunk) to the whole segment.
+    const CHUNK_SIZES: [usize; 6] = [1, 700, 4096, 10_000, 65_536, CHUNK_BYTES];
+
+    /// 2,000 events in segments of ~64 KiB, with checkpoints every 250 events.
+    fn log(dir: &Path) {
+        let opts = Options {
+            segment_max_bytes: 64 << 10,
+            ..Options::default()
+        };
+        let store = Store::open(dir, opts).unwrap();
+        for batch in 0..8 {
+            let events = (0..250)
+                .map(|i| {
+                    let mut ev =
+                        Event::new(Category::ApiRequest, "chat.completions", Outcome::Success);
+                    ev.reason = Some("x".repeat((batch * 250 + i) % 97));
+                    ev
+                })
+                .collect();
+            store.append(events).unwrap();
+            store.checkpoint().unwrap();
+        }
+    }
+
+    /// Rewrites record `n` of the segment at `path` with `change`, its checksum recomputed
+    /// (or not).
+    fn rewrite(path: &Path, n: usize, fix_checksum: bool, change: fn(&mut Vec<u8>)) {
+        let bytes = std::fs::read(path).unwrap();
+        let mut out = bytes[..segment::HEADER_LEN as usize].to_vec();
+        let mut pos = out.len();
+        let mut i = 0;
+        while let Frame::Record(payload) = record::decode(&bytes[pos..], true) {
+            let mut payload = payload.to_vec();
+            pos += record::HEADER_LEN + payload.len();
+            if i == n {
+                let crc = record::checksum(&payload);
+                change(&mut payload);
+                let mut framed = Vec::new();
+                record::encode(&mut framed, &payload);
+                if !fix_checksum {
+                    framed[4..8].copy_from_slice(&crc.to_le_bytes());
+                }
+                out.extend_from_slice(&framed);
+            } else {
+                record::encode(&mut out, &payload);
+            }
+            i += 1;
+        }
+        out.extend_from_slice(&bytes[pos..]);
+        std::fs::write(path, out).unwrap();
+    }
+
+    /// Verifies with every chunk size; they must all give the same report.
+    fn same_for_every_chunk_size(dir: &Path) -> Report {
+        let reports: Vec<Report> = CHUNK_SIZES
+            .iter()
+            .map(|&c| verify_in_chunks(dir.to_path_buf(), &VerifyOptions::default(), c).unwrap())
+            .collect();
+        for (r, &c) in reports.iter().zip(&CHUNK_SIZES) {
+            let first = &reports[0];
+            assert_eq!(r.problems, first.problems, "chunks of {c} bytes");
+            assert_eq!(r.notes, first.notes, "chunks of {c} bytes");
+            assert_eq!(
+                (r.tree_size, r.root, r.events_checked, r.bytes_checked),
+                (
+                    first.tree_size,
+                    first.root,
+                    first.events_checked,
+                    first.bytes_checked
+                ),
+                "chunks of {c} bytes"
+            );
+        }
+        reports.into_iter().next().unwrap()
+    }
+
+    fn segment_holding(dir: &Path, index: u64) -> (PathBuf, usize) {
+        let layout = Layout::new(dir);
+        let first = layout
+            .list_segments()
+            .unwrap()
+            .into_iter()
+            .rfind(|&f| f <= index)
+            .unwrap();
+        (layout.segment(first), (index - first) as usize)
+    }
+
+    #[test]
+    fn reports_do_not_depend_on_the_chunk_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clean = tmp.path().join("clean");
+        log(&clean);
+        let report = same_for_every_chunk_size(&clean);
+        assert!(report.ok(), "{:?}", report.problems);
+        assert_eq!(report.tree_size, 2000);
+        assert!(Layout::new(&clean).list_segments().unwrap().len() > 4);
+
+        // (what is done to which event, what the first problem must say)
+        type Tamper = fn(&mut Vec<u8>);
+        let cases: [(u64, bool, Tamper, &str); 4] = [
+            (1234, false, |p| p[40] ^= 1, "checksum"),
+            (1234, true, |p| p[40] ^= 1, "leaf hash"),
+            (777, true, |p| p[10] = b'9', "holds index"),
+            (1999, true, |p| p[60] ^= 1, "leaf hash"),
+        ];
+        for (k, (index, fix, change, says)) in cases.into_iter().enumerate() {
+            let dir = tmp.path().join(format!("case-{k}"));
+            copy_dir(&clean, &dir);
+            let (path, n) = segment_holding(&dir, index);
+            rewrite(&path, n, fix, change);
+            let report = same_for_every_chunk_size(&dir);
+            let p = report.problems.first().expect("a problem");
+            assert_eq!(p.index, Some(index), "case {k}: {p}");
+            assert_eq!(p.file.as_deref(), Some(path.as_path()), "case {k}: {p}");
+            assert!(p.what.contains(says), "case {k}: {p}");
+        }
+
+        // A stored interior node that differs: reported at the leaf that completes it.
+        for (level, node) in [(1u8, 700u64), (3, 101), (6, 20)] {
+            let dir = tmp.path().join(format!("node-{level}-{node}"));
+            copy_dir(&clean, &dir);
+            let path = Layout::new(&dir).tree_level(level);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[node as usize * 32 + 5] ^= 1;
+            std::fs::write(&path, bytes).unwrap();
+            let report = same_for_every_chunk_size(&dir);
+            let p = report.problems.first().expect("a problem");
+            assert_eq!(p.index, Some(((node + 1) << level) - 1), "{p}");
+            assert!(
+                p.what
+                    .contains(&format!("tree node {node} of level {level}")),
+                "{p}"
+            );
+        }
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
         }
     }
 }
