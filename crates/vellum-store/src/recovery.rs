@@ -304,7 +304,7 @@ fn remove_segment_files(layout: &Layout, first: u64) -> Result<()> {
 
 /// A segment whose header never made it to disk: shorter than a header, or a header of
 /// zeros (space allocated, bytes never written). It cannot hold a record.
-fn segment_never_started(layout: &Layout, first: u64) -> Result<bool> {
+pub(crate) fn segment_never_started(layout: &Layout, first: u64) -> Result<bool> {
     let path = layout.segment(first);
     let bytes = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
     let header = bytes.get(..segment::HEADER_LEN as usize);

@@ -301,6 +301,20 @@ fn verify_in_chunks(dir: PathBuf, opts: &VerifyOptions<'_>, chunk_bytes: usize) 
                 });
                 break;
             }
+            // The writer was killed while creating the last segment: its header never
+            // reached the disk, so it holds nothing, and the next open removes it. Like a
+            // torn record at the end, it is only a problem if a checkpoint covers more.
+            Err(e)
+                if n + 1 == firsts.len()
+                    && crate::recovery::segment_never_started(&layout, first).unwrap_or(false) =>
+            {
+                tail_damage = Some(Problem {
+                    index: Some(first),
+                    file: Some(path.clone()),
+                    what: format!("{e}: a new segment whose header was never written"),
+                });
+                break;
+            }
             Err(e) => {
                 report.problems.push(Problem {
                     index: Some(first),

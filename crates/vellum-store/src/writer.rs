@@ -345,7 +345,7 @@ fn frame(
             return None;
         }
         let len_bytes = (payload.len() as u32).to_le_bytes();
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&len_bytes), payload);
+        let crc = record::checksum(payload);
         header[..4].copy_from_slice(&len_bytes);
         header[4..8].copy_from_slice(&crc.to_le_bytes());
         Some(leaf_hash(payload))

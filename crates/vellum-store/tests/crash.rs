@@ -983,3 +983,69 @@ fn appended_bytes(dir: &Path, from: u64, to: u64) -> u64 {
         .map(|i| 8 + reader.read(i).unwrap().len() as u64)
         .sum()
 }
+
+/// Killed while rotating: the new last segment exists but its header never reached the disk
+/// (shorter than a header, or preallocated zeros). It holds nothing, so `verify` reports it
+/// as a torn tail, not tampering; unless a checkpoint covers events it should have held.
+#[test]
+fn verify_accepts_a_log_killed_before_a_new_segment_had_a_header() {
+    for contents in [&b""[..], &b"VELLUMS"[..], &[0u8; 4096][..]] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let store = Store::open(&dir, options()).unwrap();
+        let events: Vec<Event> = (0..10)
+            .map(|i| Event::new(Category::Admin, format!("a{i}"), Outcome::Success))
+            .collect();
+        store.append(events).unwrap();
+        store.checkpoint().unwrap();
+        drop(store);
+        // As `rotate` leaves it: the old segment sealed (cut to its records), then the new
+        // one created.
+        let sealed = dir.join("segments").join(format!("{:020}.seg", 0));
+        let end = records_end(&sealed);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&sealed)
+            .unwrap()
+            .set_len(end)
+            .unwrap();
+        let next = dir.join("segments").join(format!("{:020}.seg", 10));
+        std::fs::write(&next, contents).unwrap();
+
+        let report = verify(&dir, &VerifyOptions::default()).unwrap();
+        assert!(
+            report.ok(),
+            "a killed writer is not a tampered log: {:#?}",
+            report.problems
+        );
+        assert_eq!(report.tree_size, 10);
+        assert!(
+            report
+                .notes
+                .iter()
+                .any(|n| n.contains("header was never written")),
+            "{:#?}",
+            report.notes
+        );
+        // Recovery removes it; the log verifies without a note.
+        let store = Store::open(&dir, options()).unwrap();
+        assert_eq!(store.tree_size(), 10);
+        drop(store);
+        assert!(verify(&dir, &VerifyOptions::default()).unwrap().ok());
+    }
+
+    // The same empty segment where a checkpoint covers events it should hold: those events
+    // were removed, and verify says so.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let store = Store::open(&dir, options()).unwrap();
+    store
+        .append(vec![Event::new(Category::Admin, "a", Outcome::Success)])
+        .unwrap();
+    store.checkpoint().unwrap();
+    drop(store);
+    let only = dir.join("segments").join(format!("{:020}.seg", 0));
+    std::fs::write(&only, b"").unwrap();
+    let report = verify(&dir, &VerifyOptions::default()).unwrap();
+    assert!(!report.ok(), "a checkpointed event was removed");
+}
