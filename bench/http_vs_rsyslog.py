@@ -63,6 +63,17 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_threads(worker, n):
+    """Runs worker(0) .. worker(n - 1) on n threads at once; returns the seconds they took."""
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
 def http_batches(path, batch, conns, data):
     """The native client: returns (events, seconds, client CPU s in the window, server CPU s)."""
     proc, token, host, port = start_server(data)
@@ -98,14 +109,8 @@ def http_batches_python(path, batch, conns, data):
                 accepted[i] += post(c, token, b, "application/x-ndjson")["accepted"]
             c.close()
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
         server0, client0 = cpu_seconds(proc.pid), time.process_time()
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - start
+        seconds = run_threads(worker, conns)
         client, server = time.process_time() - client0, cpu_seconds(proc.pid) - server0
         if sum(accepted) != len(lines):
             sys.exit(f"vellum accepted {sum(accepted)} of {len(lines)}")
@@ -128,13 +133,7 @@ def http_single(lines, conns, data):
                 lat[i].append(time.perf_counter() - t)
             c.close()
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - start
+        seconds = run_threads(worker, conns)
         all_lat = sorted(x for l in lat for x in l)
         pick = lambda q: all_lat[min(len(all_lat) - 1, int(q * len(all_lat)))]  # noqa: E731
         return len(lines) / seconds, pick(0.5) * 1e3, pick(0.99) * 1e3

@@ -9,6 +9,10 @@ use vellum_store::{LogReader, Options, Store};
 
 use super::*;
 
+#[path = "../tests/support/paging.rs"]
+mod paging;
+use paging::all_pages;
+
 const T0: i128 = 1_795_000_000_000_000;
 
 #[derive(Debug, Clone)]
@@ -63,35 +67,6 @@ fn event(n: usize, s: &Spec) -> Event {
         e.source = serde_json::from_value(serde_json::json!({"ip": format!("10.0.0.{i}")})).ok();
     }
     e
-}
-
-fn all_pages(
-    index: &Index,
-    reader: &LogReader,
-    filter: &Filter,
-    limit: usize,
-    budget: u64,
-) -> Vec<u64> {
-    let mut out = Vec::new();
-    let mut cursor = 0;
-    for _ in 0..100_000 {
-        let page = index.query(reader, filter, cursor, limit, budget).unwrap();
-        assert!(page.events.len() <= limit);
-        assert!(page.examined <= budget);
-        out.extend(
-            page.events
-                .iter()
-                .map(|b| StoredEvent::index_of(b).unwrap()),
-        );
-        match page.next {
-            Some(n) => {
-                assert!(n >= cursor, "cursors move forward");
-                cursor = n;
-            }
-            None => return out,
-        }
-    }
-    panic!("paging did not finish");
 }
 
 fn full_scan(reader: &LogReader, filter: &Filter) -> Vec<u64> {

@@ -8,6 +8,11 @@ use vellum_event::{Category, Event, Filter, Outcome, StoredEvent, Timestamp};
 use vellum_index::Index;
 use vellum_store::{LogReader, Options, Store};
 
+mod support {
+    pub mod paging;
+}
+use support::paging::all_pages;
+
 fn event(n: u64, user: u8, ip: u8, cat: u8, fail: bool, t: i64) -> Event {
     let category = Category::ALL[cat as usize % 6];
     let mut e = Event::new(
@@ -24,35 +29,6 @@ fn event(n: u64, user: u8, ip: u8, cat: u8, fail: bool, t: i64) -> Event {
     e.actor = serde_json::from_value(serde_json::json!({"user": format!("u{user}")})).ok();
     e.source = serde_json::from_value(serde_json::json!({"ip": format!("10.0.0.{ip}")})).ok();
     e
-}
-
-fn all_pages(
-    index: &Index,
-    reader: &LogReader,
-    filter: &Filter,
-    limit: usize,
-    budget: u64,
-) -> Vec<u64> {
-    let mut out = Vec::new();
-    let mut cursor = 0;
-    for _ in 0..10_000 {
-        let page = index.query(reader, filter, cursor, limit, budget).unwrap();
-        assert!(page.events.len() <= limit);
-        assert!(page.examined <= budget);
-        out.extend(
-            page.events
-                .iter()
-                .map(|b| StoredEvent::index_of(b).unwrap()),
-        );
-        match page.next {
-            Some(n) => {
-                assert!(n >= cursor, "cursors move forward");
-                cursor = n;
-            }
-            None => return out,
-        }
-    }
-    panic!("paging did not finish");
 }
 
 proptest! {

@@ -18,6 +18,9 @@ pub enum StoreError {
     Pruned { index: u64, first: u64 },
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// A bug in the store, not the caller's input nor the disk (the server answers 500).
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("no data directory at {0} (run `vellum append` to create one)")]
     NotFound(PathBuf),
     #[error(

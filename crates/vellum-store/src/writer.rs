@@ -357,9 +357,8 @@ fn frame(
         records.into_iter().map(one).collect()
     };
     // The layout came from `stored_len` with the same arguments: a mismatch is a bug here.
-    *leaves = hashed.ok_or_else(|| {
-        StoreError::InvalidOption("internal error: a record did not fit its layout".into())
-    })?;
+    *leaves =
+        hashed.ok_or_else(|| StoreError::Internal("a record did not fit its layout".into()))?;
     Ok(())
 }
 
@@ -517,9 +516,9 @@ impl Writer {
         if let Some(why) = &self.poisoned {
             return Err(StoreError::Poisoned(why.clone()));
         }
-        let received_bytes = Timestamp::now().to_bytes();
-        let received = std::str::from_utf8(&received_bytes)
-            .map_err(|e| StoreError::InvalidOption(format!("formatting the time: {e}")))?;
+        // Once per commit, shared by every record in it.
+        let received = Timestamp::now().to_string();
+        let received = received.as_str();
         let start_index = self.frontier.size().0;
         let mut next = start_index;
         self.idx_buf.clear();
@@ -681,7 +680,7 @@ impl Writer {
         };
         let note = checkpoint
             .sign(&self.signer)
-            .map_err(|e| StoreError::InvalidOption(format!("signing a checkpoint: {e}")))?;
+            .map_err(|e| StoreError::Internal(format!("signing a checkpoint: {e}")))?;
         self.checkpoints.append(&note)?;
         self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.checkpointed = checkpoint.size.0;
