@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -18,10 +18,15 @@ use vellum_merkle::{
     verify_consistency, verify_inclusion,
 };
 
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/testdata/rfc6962"
-);
+/// `../shared/testdata/rfc6962` next to the repository. The crate's directory is taken from
+/// the environment `cargo test` runs the test in, not the one it was compiled in: another
+/// clone sharing the target directory may have built this binary.
+fn vectors() -> PathBuf {
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    crate_dir.join("../../../shared/testdata/rfc6962")
+}
 
 /// The leaves (hex) of the reference tree behind folders `1` and `2`.
 const REFERENCE_LEAVES: [&str; 8] = [
@@ -115,7 +120,7 @@ fn proof(v: &Option<Vec<Option<String>>>) -> Result<Vec<Hash>, String> {
 
 /// All `*.json` files in the subfolders of `kind`, sorted, as (subfolder, file, contents).
 fn files(kind: &str) -> Vec<(String, String, String)> {
-    let base = Path::new(VECTORS).join(kind);
+    let base = vectors().join(kind);
     let mut folders: Vec<PathBuf> = fs::read_dir(&base)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", base.display()))
         .map(|entry| entry.unwrap().path())
