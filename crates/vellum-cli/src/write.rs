@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::json;
 use vellum_event::{
-    BatchError, BodyFormat, Category, Event, Limits, Outcome, Timestamp, parse_batch_map,
+    BatchError, BodyFormat, Category, Event, Limits, Outcome, Timestamp, parse_batch_canonical,
 };
 use vellum_store::{ApiKeys, Prepared, Role};
 
@@ -90,7 +90,7 @@ fn read_and_prepare(
         };
         let part = buf.get(..complete).unwrap_or_default();
         prepared.extend(parse_ndjson_parallel(part, lines_before, limits)?);
-        lines_before += part.iter().filter(|&&b| b == b'\n').count();
+        lines_before += memchr::memchr_iter(b'\n', part).count();
         buf.drain(..complete);
         if eof {
             return Ok(prepared);
@@ -105,7 +105,7 @@ fn parse_ndjson_parallel(
     lines_before: usize,
     limits: &Limits,
 ) -> anyhow::Result<Vec<Prepared>> {
-    match parse_batch_map(input, BodyFormat::Ndjson, limits, |e| Prepared::new(&e)) {
+    match parse_batch_canonical(input, BodyFormat::Ndjson, limits, Prepared::from_canonical) {
         Ok(prepared) => Ok(prepared),
         Err(BatchError::Empty) => Ok(Vec::new()),
         Err(BatchError::Item { kind, item, error }) => Err(BatchError::Item {

@@ -3,7 +3,7 @@
 
 use serde_json::value::RawValue;
 
-use crate::{BatchError, Event, EventError, Limits};
+use crate::{BatchError, Canonical, Event, EventError, Limits};
 
 /// How a body is framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,29 +35,45 @@ pub fn parse_batch_map<T: Send>(
     limits: &Limits,
     f: impl Fn(Event) -> T + Sync + Send,
 ) -> Result<Vec<T>, BatchError> {
+    parse_items(body, format, |bytes| Event::parse(bytes, limits).map(&f))
+}
+
+/// Like [`parse_batch_map`], for callers that only append: each event is made straight into
+/// its canonical body ([`Canonical::parse`]), with the same errors.
+pub fn parse_batch_canonical<T: Send>(
+    body: &[u8],
+    format: BodyFormat,
+    limits: &Limits,
+    f: impl Fn(Canonical) -> T + Sync + Send,
+) -> Result<Vec<T>, BatchError> {
+    parse_items(body, format, |bytes| {
+        Canonical::parse(bytes, limits).map(&f)
+    })
+}
+
+fn parse_items<T: Send>(
+    body: &[u8],
+    format: BodyFormat,
+    one: impl Fn(&[u8]) -> Result<T, EventError> + Sync + Send,
+) -> Result<Vec<T>, BatchError> {
     let (kind, items) = match format {
         BodyFormat::Ndjson => ("line", ndjson_items(body)),
         BodyFormat::Json => match json_items(body)? {
             Some(items) => ("element", items),
-            None => {
-                let event = Event::parse(body, limits).map_err(BatchError::Body)?;
-                return Ok(vec![f(event)]);
-            }
+            None => return Ok(vec![one(body).map_err(BatchError::Body)?]),
         },
     };
     if items.is_empty() {
         return Err(BatchError::Empty);
     }
-    let one = |&(item, bytes): &(usize, &[u8])| {
-        Event::parse(bytes, limits)
-            .map(&f)
-            .map_err(|error| BatchError::Item { kind, item, error })
+    let item = |&(item, bytes): &(usize, &[u8])| {
+        one(bytes).map_err(|error| BatchError::Item { kind, item, error })
     };
     let parsed: Vec<Result<T, BatchError>> = if items.len() >= PARALLEL_ITEMS {
         use rayon::prelude::*;
-        items.par_iter().with_min_len(64).map(one).collect()
+        items.par_iter().with_min_len(64).map(item).collect()
     } else {
-        items.iter().map(one).collect()
+        items.iter().map(item).collect()
     };
     // In order, so that the first bad item is the one reported.
     parsed.into_iter().collect()
@@ -68,11 +84,18 @@ type Items<'a> = Vec<(usize, &'a [u8])>;
 
 /// The non-blank lines of NDJSON, numbered from 1.
 fn ndjson_items(body: &[u8]) -> Items<'_> {
-    body.split(|&b| b == b'\n')
-        .enumerate()
-        .map(|(n, line)| (n + 1, line.strip_suffix(b"\r").unwrap_or(line)))
-        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-        .collect()
+    let mut items = Vec::with_capacity(body.len() / 256);
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    for (n, end) in ends.enumerate() {
+        let line = body.get(start..end).unwrap_or_default();
+        start = end + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            items.push((n + 1, line));
+        }
+    }
+    items
 }
 
 /// The elements of a JSON array, numbered from 1; `None` when the body is one object.

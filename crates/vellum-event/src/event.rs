@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::canonical::{Fresh, Members, Object};
 use crate::{EventError, Timestamp};
 
 /// Limits applied to every event from outside.
@@ -237,9 +238,9 @@ impl<'a> Wire<'a> {
     }
 
     /// Validates the members of an event (native or chapter shape) into an [`Event`].
-    pub(crate) fn into_event(self) -> Result<Event, EventError> {
+    pub(crate) fn into_event(self, fresh: &Fresh) -> Result<Event, EventError> {
         if self.is_chapter_shape() {
-            return self.into_event_from_chapter();
+            return self.into_event_from_chapter(fresh);
         }
         for (name, v) in [
             ("timestamp", self.timestamp),
@@ -255,11 +256,11 @@ impl<'a> Wire<'a> {
         }
         let id = match opt_string(self.id, "id")? {
             Some(s) => s.parse()?,
-            None => EventId::generate(),
+            None => (fresh.id)(),
         };
         let time = match opt_string(self.time, "time")? {
             Some(s) => Timestamp::parse(&s)?,
-            None => Timestamp::now(),
+            None => (fresh.now)(),
         };
         let category: Category = opt_string(self.category, "category")?
             .ok_or(EventError::MissingField("category"))?
@@ -299,7 +300,7 @@ impl<'a> Wire<'a> {
     }
 
     /// `{timestamp, event_type, user, details, source_ip}`, as the chapter's Python logger writes.
-    fn into_event_from_chapter(self) -> Result<Event, EventError> {
+    fn into_event_from_chapter(self, fresh: &Fresh) -> Result<Event, EventError> {
         for (name, v) in [
             ("id", self.id),
             ("time", self.time),
@@ -322,7 +323,7 @@ impl<'a> Wire<'a> {
             .parse()?;
         let time = match opt_string(self.timestamp, "timestamp")? {
             Some(s) => Timestamp::parse(&s)?,
-            None => Timestamp::now(),
+            None => (fresh.now)(),
         };
         let details = opt_details(self.details)?;
         let detail_map: Option<Map<String, Value>> = details
@@ -358,7 +359,7 @@ impl<'a> Wire<'a> {
             _ => None,
         };
         Ok(Event {
-            id: EventId::generate(),
+            id: (fresh.id)(),
             time,
             category,
             action,
@@ -433,7 +434,7 @@ fn check_member_strings(
     Ok(())
 }
 
-fn check_name(field: &'static str, s: &str) -> Result<(), EventError> {
+pub(crate) fn check_name(field: &'static str, s: &str) -> Result<(), EventError> {
     let invalid = |reason: &str| EventError::Invalid {
         field,
         reason: reason.to_string(),
@@ -495,6 +496,14 @@ impl Event {
 
     /// Parses and validates one event, in the native or the chapter's shape.
     pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Event, EventError> {
+        Self::parse_with(bytes, limits, &Fresh::REAL)
+    }
+
+    pub(crate) fn parse_with(
+        bytes: &[u8],
+        limits: &Limits,
+        fresh: &Fresh,
+    ) -> Result<Event, EventError> {
         if bytes.len() > limits.max_event_bytes {
             return Err(EventError::TooLarge {
                 size: bytes.len(),
@@ -517,7 +526,7 @@ impl Event {
                 reason: "is assigned by the log, not by the client".into(),
             });
         }
-        wire.into_event()
+        wire.into_event(fresh)
     }
 
     /// Sets `details` from a JSON value; anything but an object is stored under `"value"`.
@@ -554,46 +563,19 @@ impl Event {
 
     /// Appends [`Event::canonical_body`] to `out`.
     pub fn write_canonical_body(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"id\":");
-        push_json_str(out, self.id.as_str());
-        out.extend_from_slice(b",\"time\":\"");
-        self.time.write_to(out);
-        out.extend_from_slice(b"\",\"category\":\"");
-        out.extend_from_slice(self.category.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"action\":");
-        push_json_str(out, &self.action);
-        out.extend_from_slice(b",\"outcome\":\"");
-        out.extend_from_slice(self.outcome.as_str().as_bytes());
-        out.push(b'"');
-        for (name, obj) in [
-            ("actor", &self.actor),
-            ("source", &self.source),
-            ("target", &self.target),
-            ("request", &self.request),
-        ] {
-            if let Some(obj) = obj {
-                out.extend_from_slice(b",\"");
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b"\":");
-                // Serializing a map of JSON values into a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut *out, obj);
-            }
+        Members {
+            id: &self.id,
+            time: &self.time,
+            category: self.category,
+            action: &self.action,
+            outcome: self.outcome,
+            objects: [&self.actor, &self.source, &self.target, &self.request]
+                .map(|o| o.as_ref().map(Object::Map)),
+            reason: self.reason.as_deref(),
+            details: self.details.as_ref().map(|d| d.get().as_bytes()),
         }
-        if let Some(reason) = &self.reason {
-            out.extend_from_slice(b",\"reason\":");
-            push_json_str(out, reason);
-        }
-        if let Some(details) = &self.details {
-            out.extend_from_slice(b",\"details\":");
-            out.extend_from_slice(details.get().as_bytes());
-        }
-        out.push(b'}');
+        .write(out);
     }
-}
-
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    // Serializing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]

@@ -15,13 +15,15 @@
 //! `index` and `received`.
 
 mod batch;
+pub mod canonical;
 mod error;
 mod event;
 mod filter;
 mod stored;
 mod timestamp;
 
-pub use batch::{BodyFormat, parse_batch, parse_batch_map};
+pub use batch::{BodyFormat, parse_batch, parse_batch_canonical, parse_batch_map};
+pub use canonical::Canonical;
 pub use error::{BatchError, EventError};
 pub use event::{Category, Event, EventId, Limits, Outcome};
 pub use filter::Filter;

@@ -130,7 +130,7 @@ impl StoredEvent {
         Ok(StoredEvent {
             index,
             received,
-            event: wire.into_event()?,
+            event: wire.into_event(&crate::canonical::Fresh::REAL)?,
         })
     }
 

@@ -2,7 +2,7 @@
 //! Parsing and validation, driven by tables of inputs and the error each must produce.
 
 use vellum_event::{
-    BatchError, BodyFormat, Category, Event, EventError, Limits, Outcome, parse_batch,
+    BatchError, BodyFormat, Canonical, Category, Event, EventError, Limits, Outcome, parse_batch,
 };
 
 fn parse(s: &str) -> Result<Event, EventError> {
@@ -146,6 +146,9 @@ fn bad_events_get_the_right_error() {
         let err = parse(input).expect_err(input);
         assert!(want(&err), "{input}: got {err:?}");
         assert!(!err.to_string().is_empty());
+        // Parsing straight to the canonical body reports the same error.
+        let canonical = Canonical::parse(input.as_bytes(), &Limits::default());
+        assert_eq!(canonical, Err(err), "{input}");
     }
 }
 

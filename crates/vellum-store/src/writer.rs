@@ -13,7 +13,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use vellum_event::{Event, Timestamp};
+use vellum_event::{Canonical, Event, Timestamp};
 use vellum_merkle::{Frontier, Hash, TreeSize, leaf_hash};
 use vellum_note::{Checkpoint, Signer};
 
@@ -57,9 +57,14 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(event: &Event) -> Self {
+        Self::from_canonical(event.canonical())
+    }
+
+    /// From an event parsed straight to its canonical body (`Canonical::parse`).
+    pub fn from_canonical(canonical: Canonical) -> Self {
         Self {
-            fingerprint: segment::fingerprint(event.id.as_str()),
-            body: event.canonical_body(),
+            fingerprint: segment::fingerprint(canonical.id().as_str()),
+            body: canonical.into_body(),
         }
     }
 

@@ -7,7 +7,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use vellum_event::{BodyFormat, Category, Event, Filter, Outcome, Timestamp, parse_batch_map};
+use vellum_event::{
+    BodyFormat, Category, Event, Filter, Outcome, Timestamp, parse_batch_canonical,
+};
 use vellum_store::{Prepared, Role};
 
 use crate::auth::Caller;
@@ -65,15 +67,16 @@ pub async fn ingest(
     let limits = state.limits;
     // Parsing and preparing a batch is CPU work: keep it off the runtime's threads (a
     // large batch is parsed on every core).
-    let events = blocking(move || parse_batch_map(&body, format, &limits, |e| Prepared::new(&e)))
-        .await?
-        .map_err(|e| {
-            let code = match e.event_error() {
-                Some(vellum_event::EventError::TooLarge { .. }) => "event_too_large",
-                _ => "invalid_event",
-            };
-            AppError::bad_request(code, e.to_string())
-        })?;
+    let events =
+        blocking(move || parse_batch_canonical(&body, format, &limits, Prepared::from_canonical))
+            .await?
+            .map_err(|e| {
+                let code = match e.event_error() {
+                    Some(vellum_event::EventError::TooLarge { .. }) => "event_too_large",
+                    _ => "invalid_event",
+                };
+                AppError::bad_request(code, e.to_string())
+            })?;
     let r = state.store.append_prepared_async(events).await?;
     Ok(Json(json!({
         "accepted": r.accepted,
