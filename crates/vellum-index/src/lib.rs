@@ -269,11 +269,18 @@ impl Index {
     ) -> Result<u64> {
         self.reopen_if_failed()?;
         let start = self.indexed()?.max(reader.first_index()?);
+        // Only what is committed (its `.idx` entry written): the scan stops there instead of
+        // reading on into the zeros ahead of a live writer, and nothing is read at all
+        // when there is nothing new.
+        let limit = start.saturating_add(max).min(reader.size()?);
+        if limit <= start {
+            return Ok(0);
+        }
         let mut batch = Batch::default();
         let mut end = start;
         let mut stopped = false;
         reader.scan(start, |index, bytes| {
-            if index >= start.saturating_add(max) {
+            if index >= limit {
                 return Ok(ControlFlow::Break(()));
             }
             if index % 1024 == 0 && stop() {

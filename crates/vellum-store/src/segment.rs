@@ -264,7 +264,18 @@ impl ChunkReader {
         let offset = self.carry_offset;
         let mut len = have;
         // Never allocate (and zero) more than the file has left.
-        let left = self.file_len.saturating_sub(offset + have as u64) as usize;
+        let mut left = self.file_len.saturating_sub(offset + have as u64) as usize;
+        if left == 0 && !self.eof {
+            // The file may have grown since it was opened (a live writer's active segment):
+            // without looking again, it would be read a byte at a time from here on.
+            let now = self
+                .file
+                .metadata()
+                .ctx(|| format!("reading {}", self.path.display()))?
+                .len();
+            self.file_len = self.file_len.max(now);
+            left = self.file_len.saturating_sub(offset + have as u64) as usize;
+        }
         let want = if self.eof {
             have
         } else {
@@ -478,6 +489,41 @@ mod tests {
             );
         }
         (bytes, offsets)
+    }
+
+    /// A segment that grows after the reader opened it (a live writer's) is read in chunks
+    /// as large as asked for, not a byte at a time past the length it had at first.
+    #[test]
+    fn a_growing_segment_is_read_in_whole_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.seg");
+        let (bytes, _) = segment(200);
+        let half = usize::try_from(segment(100).1[99]).unwrap();
+        std::fs::write(&path, &bytes[..half]).unwrap();
+        let mut reader = ChunkReader::open(&path, HEADER_LEN, 1 << 20).unwrap();
+        let mut spare = ChunkMemory::default();
+        let mut chunks = 0;
+        let mut records = 0;
+        let mut grown = false;
+        loop {
+            match reader.next(&mut spare).unwrap() {
+                Next::Chunk(chunk) => {
+                    chunks += 1;
+                    records += chunk.len();
+                    spare = chunk.into_memory();
+                }
+                Next::End(end) => {
+                    assert_eq!(end.damage, None);
+                    break;
+                }
+            }
+            if !grown {
+                std::fs::write(&path, &bytes).unwrap();
+                grown = true;
+            }
+        }
+        assert_eq!(records, 200);
+        assert!(chunks <= 3, "{chunks} chunks for 200 records");
     }
 
     #[test]
