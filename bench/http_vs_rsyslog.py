@@ -63,6 +63,37 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def indexer_cpu_seconds(pid):
+    """CPU time so far of the server's query-index thread (`vellum-indexer`)."""
+    total = 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                comm, rest = f.read().split("(", 1)[1].rsplit(")", 1)
+        except OSError:
+            continue
+        if comm == "vellum-indexer":
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def index_catch_up_seconds(host, port, limit=300):
+    """Seconds until the server's query index holds every committed event (its
+    `vellum_index_lag_events` gauge reads 0), polled every 50 ms."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        m = re.search(r"^vellum_index_lag_events (\d+)$", text, re.M)
+        if m and int(m.group(1)) == 0:
+            return time.perf_counter() - start
+        time.sleep(0.05)
+    sys.exit(f"the index did not catch up within {limit} s")
+
+
 def run_threads(worker, n):
     """Runs worker(0) .. worker(n - 1) on n threads at once; returns the seconds they took."""
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
@@ -75,20 +106,25 @@ def run_threads(worker, n):
 
 
 def http_batches(path, batch, conns, data):
-    """The native client: returns (events, seconds, client CPU s in the window, server CPU s)."""
+    """The native client: returns (events, seconds, client CPU s in the window, server CPU s,
+    (the query indexer's CPU s in the window, and until it held every event), seconds after
+    the last response until the query index held every event)."""
     proc, token, host, port = start_server(data)
     try:
-        server0 = cpu_seconds(proc.pid)
+        server0, indexer0 = cpu_seconds(proc.pid), indexer_cpu_seconds(proc.pid)
         p = subprocess.run([binary("http_ingest"), "--events", path, "--url", f"http://{host}:{port}",
                             "--batch", str(batch), "--conns", str(conns)],
                            env=dict(os.environ, VELLUM_TOKEN=token), capture_output=True, text=True)
         server = cpu_seconds(proc.pid) - server0
+        indexer = indexer_cpu_seconds(proc.pid) - indexer0
         if p.returncode != 0:
             sys.exit(f"http_ingest failed ({p.returncode}): {p.stderr.strip()}")
+        catch_up = index_catch_up_seconds(host, port)
+        indexer = (indexer, indexer_cpu_seconds(proc.pid) - indexer0)
         m = re.search(r"RESULT http_ingest events=(\d+) seconds=([0-9.]+) \S+ client_cpu_s=(\S+)", p.stdout)
         if not m:
             sys.exit(f"no RESULT line from http_ingest: {p.stdout!r}")
-        return int(m.group(1)), float(m.group(2)), float(m.group(3)), server
+        return int(m.group(1)), float(m.group(2)), float(m.group(3)), server, indexer, catch_up
     finally:
         stop_server(proc)
 
@@ -110,6 +146,7 @@ def http_batches_python(path, batch, conns, data):
             c.close()
 
         server0, client0 = cpu_seconds(proc.pid), time.process_time()
+        indexer0 = indexer_cpu_seconds(proc.pid)
         seconds = run_threads(worker, conns)
         client, server = time.process_time() - client0, cpu_seconds(proc.pid) - server0
         if sum(accepted) != len(lines):
@@ -166,7 +203,7 @@ def main():
     send = http_batches if a.client == "native" else http_batches_python
     v, r, cpu = [], [], []
     for run in range(a.runs):
-        n, vs, client, server = send(path, a.batch, a.conns, data)
+        n, vs, client, server, indexer, catch_up = send(path, a.batch, a.conns, data)
         rn, rs = rsyslog(path)
         if rn != n:
             sys.exit(f"vellum was sent {n} events, rsyslog {rn}")
@@ -174,7 +211,9 @@ def main():
         r.append(n / rs)
         cpu.append(client / vs * 100)
         print(f"run {run + 1}: vellum HTTP {v[-1]:.0f} events/s ({vs:.2f} s; {a.client} client on a CPU "
-              f"{client:.2f} s = {cpu[-1]:.0f}% of one core, server {server:.2f} s), rsyslog {r[-1]:.0f} "
+              f"{client:.2f} s = {cpu[-1]:.0f}% of one core, server {server:.2f} s of CPU, "
+              f"{indexer[0]:.2f} s of it indexing; index complete {catch_up:.2f} s after the last 200, "
+              f"{indexer[1]:.2f} s of indexing CPU in all), rsyslog {r[-1]:.0f} "
               f"events/s ({rs:.2f} s), ratio {v[-1] / r[-1]:.2f}; load {loadavg()}", flush=True)
     print(f"RESULT http_batches events={n} batch={a.batch} conns={a.conns} runs={a.runs} client={a.client} "
           f"vellum_median={median(v):.0f} rsyslog_median={median(r):.0f} ratio={median(v) / median(r):.2f} "

@@ -1215,3 +1215,59 @@ fn an_unknown_config_key_is_a_usage_error() {
         );
     }
 }
+
+/// The nice value and name of every thread of a process, from `/proc/PID/task/*/stat`.
+fn thread_niceness(pid: u32) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+            continue;
+        };
+        let (head, rest) = stat.rsplit_once(')').unwrap();
+        let name = head.split_once('(').unwrap().1.to_string();
+        // After the name: state is field 3, nice is field 19.
+        let nice: i64 = rest.split_whitespace().nth(16).unwrap().parse().unwrap();
+        out.push((name, nice));
+    }
+    out
+}
+
+/// The query indexer runs 10 nice levels below the rest of the server, so that ingest gets
+/// the CPUs first when both want them (the index catches up afterwards).
+#[test]
+fn the_indexer_yields_the_cpu_to_ingest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), &tmp.path().join("logs"), &[]);
+    let nice_of = |threads: &[(String, i64)], thread: &str| {
+        threads
+            .iter()
+            .find(|(name, _)| name == thread)
+            .map(|(_, nice)| *nice)
+    };
+    // The indexer lowers its own priority as it starts: give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let threads = loop {
+        let threads = thread_niceness(server.child.id());
+        let lowered = match (
+            nice_of(&threads, "vellum"),
+            nice_of(&threads, "vellum-indexer"),
+        ) {
+            (Some(main), Some(indexer)) => indexer != main,
+            _ => false,
+        };
+        if lowered || Instant::now() > deadline {
+            break threads;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let server_nice =
+        nice_of(&threads, "vellum").unwrap_or_else(|| panic!("no main thread among {threads:?}"));
+    let indexer_nice = nice_of(&threads, "vellum-indexer")
+        .unwrap_or_else(|| panic!("no indexer thread among {threads:?}"));
+    assert_eq!(indexer_nice, (server_nice + 10).min(19), "{threads:?}");
+    for (name, nice) in &threads {
+        if name != "vellum-indexer" {
+            assert_eq!(*nice, server_nice, "thread {name} of {threads:?}");
+        }
+    }
+}

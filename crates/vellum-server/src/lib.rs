@@ -16,7 +16,7 @@ pub mod state;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use vellum_event::{Category, Event, Outcome};
@@ -113,7 +113,10 @@ pub async fn run(
         let stop = stop_indexer.clone();
         std::thread::Builder::new()
             .name("vellum-indexer".into())
-            .spawn(move || index_loop(&state, &stop))
+            .spawn(move || {
+                lower_priority(INDEXER_NICENESS);
+                index_loop(&state, &stop)
+            })
             .ok()
     };
     listener::serve(
@@ -136,13 +139,52 @@ pub async fn run(
     Ok(())
 }
 
+/// How much lower the indexer's scheduling priority is than the rest of the server's
+/// (`nice` steps). The index is derived and queries read the unindexed tail directly, so
+/// when ingest and indexing both want the CPUs, ingest goes first and the index catches up
+/// when ingest slows down.
+const INDEXER_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's priority by `steps` nice levels (Linux applies `nice` per
+/// thread). Failing is harmless: the thread keeps the server's priority.
+fn lower_priority(steps: i32) {
+    let me = Some(rustix::thread::gettid());
+    let result = rustix::process::getpriority_process(me)
+        .and_then(|now| rustix::process::setpriority_process(me, (now + steps).min(19)));
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not lower the indexer's priority");
+    }
+}
+
 /// Keeps the query index up to date with the log, in batches, until told to stop.
 /// A batch is up to `vellum_index::BATCH` events, one write transaction; a stop abandons
 /// the batch being read (the next start indexes it again), or waits for the one being
 /// written.
 fn index_loop(state: &SharedState, stop: &std::sync::atomic::AtomicBool) {
     let stopping = || stop.load(std::sync::atomic::Ordering::Relaxed);
+    let deferral = Deferral {
+        max_lag: state.config.server.query_max_scan,
+        max_wait: INDEX_DEFER_MAX,
+    };
+    let mut caught_up_at = Instant::now();
     while !stopping() {
+        let lag = match index_lag(state) {
+            Ok(lag) => lag,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the index's progress failed");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if lag == 0 {
+            caught_up_at = Instant::now();
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        if deferral.wait(state.ingest_in_flight(), lag, caught_up_at.elapsed()) {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
         match state
             .index
             .catch_up_until(&state.reader, vellum_index::BATCH, stopping)
@@ -155,6 +197,34 @@ fn index_loop(state: &SharedState, stop: &std::sync::atomic::AtomicBool) {
             }
         }
     }
+}
+
+/// How long the indexer may stay behind the log while it steps aside for ingest.
+const INDEX_DEFER_MAX: Duration = Duration::from_secs(10);
+
+/// When the indexer steps aside: while ingest requests are in flight it waits rather than
+/// take CPU from them (an append is answered only once its batch is parsed and synced; the
+/// index is derived and can follow later), as long as it is fewer than `max_lag` events
+/// behind (what one query page may scan of the unindexed tail, `query_max_scan`) and has
+/// not been behind for `max_wait`. Past either bound it indexes whatever the load.
+#[derive(Debug, Clone, Copy)]
+struct Deferral {
+    max_lag: u64,
+    max_wait: Duration,
+}
+
+impl Deferral {
+    fn wait(&self, ingest_in_flight: bool, lag: u64, behind_for: Duration) -> bool {
+        ingest_in_flight && lag < self.max_lag && behind_for < self.max_wait
+    }
+}
+
+/// Events committed to the log but not yet in the query index.
+pub(crate) fn index_lag(state: &SharedState) -> Result<u64, String> {
+    let size = state.reader.size().map_err(|e| e.to_string())?;
+    let first = state.reader.first_index().map_err(|e| e.to_string())?;
+    let indexed = state.index.indexed().map_err(|e| e.to_string())?;
+    Ok(size.saturating_sub(indexed.max(first)))
 }
 
 async fn retention_loop(state: SharedState) {
@@ -196,6 +266,34 @@ pub async fn shutdown_signal() {
         }
         _ => {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_indexer_steps_aside_for_ingest_within_bounds() {
+        let d = Deferral {
+            max_lag: 1_000_000,
+            max_wait: Duration::from_secs(10),
+        };
+        let secs = Duration::from_secs;
+        // (ingest in flight, lag, behind for) -> wait?
+        let cases = [
+            ((true, 1, secs(0)), true),
+            ((true, 999_999, secs(9)), true),
+            ((false, 1, secs(0)), false),
+            ((false, 999_999, secs(9)), false),
+            ((true, 1_000_000, secs(0)), false),
+            ((true, 5_000_000, secs(0)), false),
+            ((true, 1, secs(10)), false),
+            ((true, 1, secs(60)), false),
+        ];
+        for ((busy, lag, behind), want) in cases {
+            assert_eq!(d.wait(busy, lag, behind), want, "{busy} {lag} {behind:?}");
         }
     }
 }

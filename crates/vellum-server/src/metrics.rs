@@ -28,7 +28,9 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self, store: &Store) -> String {
+    /// The metrics text; `index_lag` is how many committed events the query index has not
+    /// taken in yet (`None` when it could not be read).
+    pub fn render(&self, store: &Store, index_lag: Option<u64>) -> String {
         let mut out = String::with_capacity(8192);
         let s = store.stats();
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
@@ -90,6 +92,12 @@ impl Metrics {
             "# HELP vellum_tree_size Events in the log.\n# TYPE vellum_tree_size gauge\nvellum_tree_size {}",
             store.tree_size()
         );
+        if let Some(lag) = index_lag {
+            let _ = writeln!(
+                out,
+                "# HELP vellum_index_lag_events Committed events not yet in the query index (queries scan them).\n# TYPE vellum_index_lag_events gauge\nvellum_index_lag_events {lag}"
+            );
+        }
         histogram(
             &mut out,
             "vellum_fsync_seconds",

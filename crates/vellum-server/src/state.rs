@@ -29,6 +29,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Whether any ingest request is being parsed or appended right now.
+    pub fn ingest_in_flight(&self) -> bool {
+        self.ingest_permits.available_permits() < self.config.server.max_concurrent_ingest
+    }
+
     pub fn new(store: Store, config: Config) -> Result<Self, crate::ServeError> {
         let dir = store.layout().root().to_path_buf();
         let reader = LogReader::open(&dir)?;

@@ -1063,6 +1063,7 @@ async fn metrics_count_appends_and_requests() {
         "vellum_http_request_seconds_count{route=\"/v1/events\",status=\"200\"} 1",
         "vellum_http_request_seconds_count{route=\"/v1/events\",status=\"401\"} 1",
         "vellum_auth_failures_total 1",
+        "# TYPE vellum_index_lag_events gauge",
     ] {
         assert!(text.contains(want), "/metrics lacks {want:?}:\n{text}");
     }

@@ -28,12 +28,20 @@ pub async fn readyz(State(state): State<SharedState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
+    // Reading the index's progress touches files: off the runtime's threads.
+    let lag = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || crate::index_lag(&state).ok())
+            .await
+            .ok()
+            .flatten()
+    };
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(&state.store),
+        state.metrics.render(&state.store, lag),
     )
 }
 
