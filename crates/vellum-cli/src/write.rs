@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::json;
 use vellum_event::{
-    BatchError, BodyFormat, Category, Event, Limits, Outcome, Timestamp, parse_batch_canonical,
+    BatchError, BodyFormat, Category, Event, JsonObject, Limits, Outcome, Timestamp,
+    parse_batch_canonical,
 };
 use vellum_store::{ApiKeys, Prepared, Role};
 
@@ -126,12 +127,12 @@ fn audit(store: &vellum_store::Store, event: Event) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cli_actor() -> serde_json::Map<String, serde_json::Value> {
+fn cli_actor() -> JsonObject {
     let mut m = serde_json::Map::new();
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     m.insert("user".into(), json!(user));
     m.insert("via".into(), json!("vellum-cli"));
-    m
+    m.into()
 }
 
 pub(crate) fn keys_create(

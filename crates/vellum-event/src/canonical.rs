@@ -14,8 +14,6 @@
 
 use std::net::IpAddr;
 
-use serde_json::{Map, Value};
-
 use crate::event::check_name;
 use crate::{Category, Event, EventError, EventId, Limits, Outcome, Timestamp};
 
@@ -86,14 +84,6 @@ impl Event {
     }
 }
 
-/// One of `actor`, `source`, `target`, `request`, as it is written into a canonical body.
-pub(crate) enum Object<'a> {
-    /// A parsed map: serialised (its keys sorted, compact).
-    Map(&'a Map<String, Value>),
-    /// Already in canonical form.
-    Canonical(&'a [u8]),
-}
-
 /// The members of a canonical body, in their order.
 pub(crate) struct Members<'a> {
     pub id: &'a EventId,
@@ -101,8 +91,8 @@ pub(crate) struct Members<'a> {
     pub category: Category,
     pub action: &'a str,
     pub outcome: Outcome,
-    /// `actor`, `source`, `target`, `request`.
-    pub objects: [Option<Object<'a>>; 4],
+    /// `actor`, `source`, `target`, `request`: canonical text (see [`crate::JsonObject`]).
+    pub objects: [Option<&'a [u8]>; 4],
     pub reason: Option<&'a str>,
     /// Compact JSON text of an object.
     pub details: Option<&'a [u8]>,
@@ -130,13 +120,7 @@ impl Members<'_> {
             out.extend_from_slice(b",\"");
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"\":");
-            match object {
-                // Serializing a map of JSON values into a Vec cannot fail.
-                Object::Map(map) => {
-                    let _ = serde_json::to_writer(&mut *out, map);
-                }
-                Object::Canonical(bytes) => out.extend_from_slice(bytes),
-            }
+            out.extend_from_slice(object);
         }
         if let Some(reason) = self.reason {
             out.extend_from_slice(b",\"reason\":");
@@ -463,7 +447,7 @@ fn quick(bytes: &[u8], limits: &Limits, fresh: &Fresh) -> Option<Canonical> {
         }
     };
     let [actor, source, target, request] = objects;
-    let object = |range| Some(slice(range)?.map(Object::Canonical));
+    let object = slice;
     let members = Members {
         id: &id,
         time: &time,

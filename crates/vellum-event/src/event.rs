@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::canonical::{Fresh, Members, Object};
-use crate::{EventError, Timestamp};
+use crate::canonical::{Fresh, Members};
+use crate::{EventError, JsonObject, Timestamp};
 
 /// Limits applied to every event from outside.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,10 +163,10 @@ pub struct Event {
     pub category: Category,
     pub action: String,
     pub outcome: Outcome,
-    pub actor: Option<Map<String, Value>>,
-    pub source: Option<Map<String, Value>>,
-    pub target: Option<Map<String, Value>>,
-    pub request: Option<Map<String, Value>>,
+    pub actor: Option<JsonObject>,
+    pub source: Option<JsonObject>,
+    pub target: Option<JsonObject>,
+    pub request: Option<JsonObject>,
     pub reason: Option<String>,
     /// Free-form, kept as compact JSON text (always an object).
     pub details: Option<Box<RawValue>>,
@@ -284,16 +284,17 @@ impl<'a> Wire<'a> {
                     .map_err(|_| EventError::InvalidIp(ip.chars().take(64).collect()))?;
             }
         }
+        let canonical = |o: Option<Map<String, Value>>| o.as_ref().map(JsonObject::from_map);
         Ok(Event {
             id,
             time,
             category,
             action,
             outcome,
-            actor,
-            source,
-            target: opt_object(self.target, "target")?,
-            request: opt_object(self.request, "request")?,
+            actor: canonical(actor),
+            source: canonical(source),
+            target: canonical(opt_object(self.target, "target")?),
+            request: canonical(opt_object(self.request, "request")?),
             reason: opt_string(self.reason, "reason")?,
             details: opt_details(self.details)?,
         })
@@ -346,7 +347,7 @@ impl<'a> Wire<'a> {
         let actor = opt_string(self.user, "user")?.map(|u| {
             let mut m = Map::new();
             m.insert("user".into(), Value::String(u));
-            m
+            JsonObject::from_map(&m)
         });
         let source = match opt_string(self.source_ip, "source_ip")? {
             Some(ip) if ip != "unknown" && !ip.is_empty() => {
@@ -354,7 +355,7 @@ impl<'a> Wire<'a> {
                     .map_err(|_| EventError::InvalidIp(ip.chars().take(64).collect()))?;
                 let mut m = Map::new();
                 m.insert("ip".into(), Value::String(ip));
-                Some(m)
+                Some(JsonObject::from_map(&m))
             }
             _ => None,
         };
@@ -544,13 +545,13 @@ impl Event {
     }
 
     /// The acting user, if any (`actor.user`).
-    pub fn user(&self) -> Option<&str> {
-        self.actor.as_ref()?.get("user")?.as_str()
+    pub fn user(&self) -> Option<String> {
+        self.actor.as_ref()?.get_str("user")
     }
 
     /// The source address, if any (`source.ip`).
-    pub fn ip(&self) -> Option<&str> {
-        self.source.as_ref()?.get("ip")?.as_str()
+    pub fn ip(&self) -> Option<String> {
+        self.source.as_ref()?.get_str("ip")
     }
 
     /// The canonical JSON object of this event without `index` and `received`:
@@ -570,7 +571,7 @@ impl Event {
             action: &self.action,
             outcome: self.outcome,
             objects: [&self.actor, &self.source, &self.target, &self.request]
-                .map(|o| o.as_ref().map(Object::Map)),
+                .map(|o| o.as_ref().map(|o| o.as_str().as_bytes())),
             reason: self.reason.as_deref(),
             details: self.details.as_ref().map(|d| d.get().as_bytes()),
         }

@@ -26,8 +26,14 @@ impl Filter {
         self.category.is_none_or(|c| c == e.category)
             && self.action.as_deref().is_none_or(|a| a == e.action)
             && self.outcome.is_none_or(|o| o == e.outcome)
-            && self.user.as_deref().is_none_or(|u| Some(u) == e.user())
-            && self.ip.as_deref().is_none_or(|ip| Some(ip) == e.ip())
+            && self
+                .user
+                .as_deref()
+                .is_none_or(|u| Some(u) == e.user().as_deref())
+            && self
+                .ip
+                .as_deref()
+                .is_none_or(|ip| Some(ip) == e.ip().as_deref())
             && self.since.is_none_or(|t| e.time >= t)
             && self.until.is_none_or(|t| e.time < t)
     }

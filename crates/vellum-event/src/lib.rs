@@ -19,6 +19,7 @@ pub mod canonical;
 mod error;
 mod event;
 mod filter;
+mod object;
 mod stored;
 mod timestamp;
 
@@ -27,5 +28,6 @@ pub use canonical::Canonical;
 pub use error::{BatchError, EventError};
 pub use event::{Category, Event, EventId, Limits, Outcome};
 pub use filter::Filter;
+pub use object::JsonObject;
 pub use stored::{StoredEvent, fill_stored, stored_len, stored_prefix, write_stored_body};
 pub use timestamp::Timestamp;

@@ -113,8 +113,8 @@ impl<'a> Fields<'a> {
         Some(Fields {
             category: e.category,
             outcome: e.outcome,
-            user: e.user().map(|u| Cow::Owned(u.to_owned())),
-            ip: e.ip().map(|i| Cow::Owned(i.to_owned())),
+            user: e.user().map(Cow::Owned),
+            ip: e.ip().map(Cow::Owned),
             time: micros(e.time)?,
             action: Cow::Owned(e.action),
         })

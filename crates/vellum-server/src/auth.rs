@@ -16,7 +16,7 @@ use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde_json::{Map, Value, json};
-use vellum_event::{Category, Event, Outcome};
+use vellum_event::{Category, Event, JsonObject, Outcome};
 use vellum_store::{ApiKey, Role};
 
 use crate::config::AuthConfig;
@@ -152,7 +152,7 @@ impl Caller {
         if let Some(ua) = &self.user_agent {
             source.insert("user_agent".into(), Value::String(ua.clone()));
         }
-        event.source = Some(source);
+        event.source = Some(source.into());
         event.request = obj(json!({"method": self.method, "endpoint": self.route}));
     }
 
@@ -186,11 +186,8 @@ impl Caller {
     }
 }
 
-fn obj(v: Value) -> Option<Map<String, Value>> {
-    match v {
-        Value::Object(m) => Some(m),
-        _ => None,
-    }
+fn obj(v: Value) -> Option<JsonObject> {
+    JsonObject::try_from(v).ok()
 }
 
 /// Failure counts per address, in fixed windows; bounded in size.

@@ -78,14 +78,8 @@ fn main() -> anyhow::Result<()> {
         .time;
     let week_ago = Timestamp::from_unix_micros(newest.unix_micros() - 7 * 86_400 * 1_000_000)
         .context("a week before the newest event")?;
-    let users: Vec<String> = pool
-        .iter()
-        .filter_map(|e| e.user().map(str::to_string))
-        .collect();
-    let ips: Vec<String> = pool
-        .iter()
-        .filter_map(|e| e.ip().map(str::to_string))
-        .collect();
+    let users: Vec<String> = pool.iter().filter_map(|e| e.user()).collect();
+    let ips: Vec<String> = pool.iter().filter_map(|e| e.ip()).collect();
     let mut rng = SplitMix64::new(7);
     let questions: [(&str, MakeFilter); 3] = [
         (
