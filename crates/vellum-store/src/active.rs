@@ -6,6 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::error::{IoContext, Result};
 use crate::layout::{self, Layout};
@@ -20,7 +21,7 @@ const LARGE_COMMIT: u64 = 256 << 10;
 pub(crate) struct ActiveSegment {
     pub path: PathBuf,
     pub idx_path: PathBuf,
-    pub file: File,
+    pub file: Arc<File>,
     pub idx: File,
     pub first_index: u64,
     pub created_micros: i64,
@@ -74,7 +75,7 @@ impl ActiveSegment {
         Ok(Self {
             path,
             idx_path,
-            file,
+            file: Arc::new(file),
             idx,
             first_index,
             created_micros: now_micros,

@@ -393,7 +393,7 @@ fn reopen_active(
     Ok(ActiveSegment {
         path,
         idx_path,
-        file,
+        file: file.into(),
         idx,
         first_index: first,
         created_micros,

@@ -6,10 +6,17 @@
 //! write → fdatasync → append `.idx` entries and Merkle nodes (no sync; rebuilt on open) →
 //! answer. A failure before the fdatasync leaves the segment as it was and fails only that
 //! commit; a failure of the fdatasync or after it poisons the writer (restart recovers).
+//!
+//! Large commits (≥ `PIPELINE_MIN_EVENTS`) are synced on a sync thread: while one is being
+//! synced, the writer lays out and writes the next after it. Commits still finish (tree,
+//! `.idx`, answers) one at a time, in order, each only after a sync that began after its
+//! write returned. A failed sync fails every commit written since the last good one.
 
+use std::collections::VecDeque;
+use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -319,7 +326,92 @@ pub(crate) struct Writer {
     buf: Vec<u8>,
     leaves: Vec<Hash>,
     idx_buf: Vec<u8>,
+    /// Commits written whose `fdatasync` is still running, oldest first.
+    unsynced: VecDeque<Unsynced>,
+    /// The sync thread, while `run` runs.
+    syncer: Option<Syncer>,
+    next_sync: u64,
 }
+
+/// A commit written to the segment, waiting for its `fdatasync` (`sync`, on the sync
+/// thread) before anything of it is acknowledged or folded into the tree.
+#[derive(Debug)]
+struct Unsynced {
+    /// The sync request that covers it.
+    sync: u64,
+    replies: Vec<Reply<Appended>>,
+    written: Written,
+}
+
+/// What writing one commit produced; nothing of it is durable yet.
+#[derive(Debug)]
+struct Written {
+    results: Vec<Appended>,
+    start_index: u64,
+    /// Records written (duplicates excluded).
+    events: u64,
+    bytes: u64,
+    leaves: Vec<Hash>,
+    idx: Vec<u8>,
+}
+
+/// Runs the active segment's `fdatasync`s on a thread of its own, so that the writer lays out
+/// and writes the next commit meanwhile. Requests waiting together get one sync (that of
+/// the latest: a sync covers every write completed before it started).
+#[derive(Debug)]
+struct Syncer {
+    requests: Option<mpsc::Sender<(u64, Arc<File>)>>,
+    done: Receiver<(u64, std::io::Result<Duration>)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start() -> std::io::Result<Syncer> {
+        let (requests, rx) = mpsc::channel::<(u64, Arc<File>)>();
+        let (tx, done) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("vellum-sync".into())
+            .spawn(move || {
+                while let Ok((mut seq, mut file)) = rx.recv() {
+                    while let Ok((later, f)) = rx.try_recv() {
+                        (seq, file) = (later, f);
+                    }
+                    let started = Instant::now();
+                    let result = file.sync_data().map(|()| started.elapsed());
+                    if tx.send((seq, result)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Syncer {
+            requests: Some(requests),
+            done,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A finished commit: its results, or why its durable events could not be folded in.
+#[derive(Debug)]
+struct Finished {
+    results: Vec<Appended>,
+    error: Option<StoreError>,
+}
+
+/// Commits of at least this many events sync on the sync thread.
+const PIPELINE_MIN_EVENTS: u64 = 2048;
+
+/// Most commits written and not yet known durable.
+const MAX_UNSYNCED: usize = 4;
 
 /// Commits with at least this many events frame their records and hash their leaves on
 /// every core.
@@ -405,21 +497,39 @@ impl Writer {
             buf: Vec::new(),
             leaves: Vec::new(),
             idx_buf: Vec::new(),
+            unsynced: VecDeque::new(),
+            syncer: None,
+            next_sync: 0,
         }
     }
 
     fn run(mut self, rx: Receiver<Command>) {
+        // Without a sync thread, every commit syncs inline (as `commit` does).
+        self.syncer = Syncer::start().ok();
         let mut pending: Option<Command> = None;
         loop {
+            self.reap(false);
             let cmd = match pending.take() {
                 Some(c) => c,
-                None => match rx.recv_timeout(self.options.checkpoint_interval) {
+                None if self.unsynced.is_empty() => {
+                    match rx.recv_timeout(self.options.checkpoint_interval) {
+                        Ok(c) => c,
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.tick();
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                // Commits are waiting for their sync: take new work if there is some,
+                // otherwise wait for the sync.
+                None => match rx.try_recv() {
                     Ok(c) => c,
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.tick();
+                    Err(TryRecvError::Empty) => {
+                        self.reap(true);
                         continue;
                     }
-                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(TryRecvError::Disconnected) => break,
                 },
             };
             match cmd {
@@ -439,20 +549,95 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
+                    while self.unsynced.len() >= MAX_UNSYNCED {
+                        self.reap(true);
+                    }
                     self.commit_group(group);
                     self.tick();
                 }
                 Command::Checkpoint(reply) => {
+                    self.drain();
                     let _ = reply.send(self.issue_checkpoint());
                 }
                 Command::Prune(now, reply) => {
+                    self.drain();
                     let _ = reply.send(retention::prune(&mut self, now));
                 }
             }
         }
+        self.drain();
+        self.syncer = None;
         // Closing: a final checkpoint covers everything appended.
         if self.poisoned.is_none() && self.frontier.size().0 > self.checkpointed {
             let _ = self.issue_checkpoint();
+        }
+    }
+
+    /// Finishes the commits whose sync has completed; with `block`, waits for one answer
+    /// of the sync thread first (if any commit is waiting for it).
+    fn reap(&mut self, block: bool) {
+        let Some(syncer) = &self.syncer else {
+            return;
+        };
+        if self.unsynced.is_empty() {
+            return;
+        }
+        let answer = if block {
+            syncer.done.recv().ok()
+        } else {
+            syncer.done.try_recv().ok()
+        };
+        let Some((synced, result)) = answer else {
+            if block {
+                // The sync thread is gone: nothing waiting can be known durable.
+                let e = StoreError::Internal("the sync thread stopped".into());
+                self.fail_unsynced(&e);
+            }
+            return;
+        };
+        match result {
+            Ok(took) => {
+                self.stats.fsync_seconds.observe(took.as_secs_f64());
+                while self.unsynced.front().is_some_and(|u| u.sync <= synced) {
+                    if let Some(u) = self.unsynced.pop_front() {
+                        let outcome = self.finish(u.written);
+                        for (reply, result) in u.replies.into_iter().zip(outcome.results) {
+                            let _ = reply.send(match &outcome.error {
+                                None => Ok(result),
+                                Some(e) => Err(e.for_another_caller()),
+                            });
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let e = Err::<(), _>(e)
+                    .ctx(|| format!("syncing {}", self.seg.path.display()))
+                    .err()
+                    .unwrap_or_else(|| StoreError::Internal("sync failed".into()));
+                self.fail_unsynced(&e);
+            }
+        }
+    }
+
+    /// Waits until every written commit is durable (or failed).
+    fn drain(&mut self) {
+        while !self.unsynced.is_empty() {
+            self.reap(true);
+        }
+    }
+
+    /// A sync failed: the page cache cannot be trusted, nothing written since the last good
+    /// sync is acknowledged, and the writer stops until reopened.
+    fn fail_unsynced(&mut self, e: &StoreError) {
+        self.poison(e);
+        if let Some(first) = self.unsynced.front().map(|u| u.written.start_index) {
+            self.ids.forget_from(first);
+        }
+        for u in std::mem::take(&mut self.unsynced) {
+            for reply in u.replies {
+                let _ = reply.send(Err(e.for_another_caller()));
+            }
         }
     }
 
@@ -471,11 +656,13 @@ impl Writer {
         let age = Duration::from_micros(
             (Timestamp::now().unix_micros() as i64 - self.seg.created_micros).max(0) as u64,
         );
-        if self.seg.count > 0
-            && age >= self.options.segment_max_age
-            && let Err(e) = self.rotate()
-        {
-            self.background_failure(&e);
+        if self.seg.count > 0 && age >= self.options.segment_max_age {
+            self.drain();
+            if self.poisoned.is_none()
+                && let Err(e) = self.rotate()
+            {
+                self.background_failure(&e);
+            }
         }
     }
 
@@ -501,30 +688,115 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<(Vec<Prepared>, Reply<Appended>)>) {
-        let events: Vec<&[Prepared]> = group.iter().map(|(e, _)| e.as_slice()).collect();
-        match self.commit(&events) {
-            Ok(results) => {
-                for ((_, reply), result) in group.into_iter().zip(results) {
-                    let _ = reply.send(Ok(result));
-                }
-            }
+        let (events, replies): (Vec<Vec<Prepared>>, Vec<Reply<Appended>>) =
+            group.into_iter().unzip();
+        let slices: Vec<&[Prepared]> = events.iter().map(Vec::as_slice).collect();
+        let written = match self.write_group(&slices) {
+            Ok(w) => w,
             Err(e) => {
-                for (_, reply) in group {
+                for reply in replies {
                     let _ = reply.send(Err(e.for_another_caller()));
+                }
+                return;
+            }
+        };
+        drop(slices);
+        drop(events);
+        let file = Arc::clone(&self.seg.file);
+        // Small commits sync inline: handing a short sync to another thread costs more than
+        // it overlaps. Large ones (milliseconds of writeback) sync on the sync thread while
+        // the next commit is laid out and written.
+        let request = if written.events >= PIPELINE_MIN_EVENTS {
+            self.syncer.as_ref().and_then(|s| s.requests.clone())
+        } else {
+            self.drain();
+            None
+        };
+        let sync = if written.events == 0 {
+            // Only duplicates: answered once whatever they duplicate is durable.
+            self.unsynced.back().map(|u| u.sync)
+        } else if let Some(requests) = request {
+            self.next_sync += 1;
+            if requests.send((self.next_sync, file)).is_err() {
+                let e = StoreError::Internal("the sync thread stopped".into());
+                self.ids.forget_from(written.start_index);
+                self.poison(&e);
+                for reply in replies {
+                    let _ = reply.send(Err(e.for_another_caller()));
+                }
+                return;
+            }
+            Some(self.next_sync)
+        } else {
+            None
+        };
+        match sync {
+            Some(sync) => self.unsynced.push_back(Unsynced {
+                sync,
+                replies,
+                written,
+            }),
+            // No sync thread (or nothing to wait for): sync inline and answer.
+            None => {
+                let outcome = self.sync_and_finish(written);
+                match outcome {
+                    Ok(results) => {
+                        for (reply, result) in replies.into_iter().zip(results) {
+                            let _ = reply.send(Ok(result));
+                        }
+                    }
+                    Err(e) => {
+                        for reply in replies {
+                            let _ = reply.send(Err(e.for_another_caller()));
+                        }
+                    }
                 }
             }
         }
     }
 
-    /// Makes a group of appends durable; one result per append.
+    /// Makes a group of appends durable; one result per append. Waits for commits already
+    /// written first.
     pub(crate) fn commit(&mut self, groups: &[&[Prepared]]) -> Result<Vec<Appended>> {
+        self.drain();
+        let written = self.write_group(groups)?;
+        self.sync_and_finish(written)
+    }
+
+    /// Syncs the segment on this thread, then finishes the commit.
+    fn sync_and_finish(&mut self, written: Written) -> Result<Vec<Appended>> {
+        if written.events > 0 {
+            let started = Instant::now();
+            if let Err(e) = self.seg.sync() {
+                // After a failed fsync the page cache cannot be trusted: stop until reopened.
+                self.ids.forget_from(written.start_index);
+                self.poison(&e);
+                return Err(e);
+            }
+            self.stats
+                .fsync_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
+        let outcome = self.finish(written);
+        match outcome.error {
+            None => Ok(outcome.results),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Lays out, frames and writes a group of appends after everything written before.
+    /// Nothing is durable, acknowledged or in the tree yet. A failure leaves the segment as
+    /// it was and fails only this group.
+    fn write_group(&mut self, groups: &[&[Prepared]]) -> Result<Written> {
         if let Some(why) = &self.poisoned {
             return Err(StoreError::Poisoned(why.clone()));
         }
         // Once per commit, shared by every record in it.
         let received = Timestamp::now().to_string();
         let received = received.as_str();
-        let start_index = self.frontier.size().0;
+        let start_index = self.unsynced.back().map_or(self.frontier.size().0, |u| {
+            u.written.start_index + u.written.events
+        });
         let mut next = start_index;
         self.idx_buf.clear();
         // First, in order: skip duplicates, assign indexes and lay the records out.
@@ -564,36 +836,52 @@ impl Writer {
             }
             results.push(r);
         }
+        for r in &mut results {
+            r.tree_size = next;
+        }
         // Then frame every record in its place and hash its leaf: on every core for large
         // commits, the bytes still in cache when hashed.
         self.buf.clear();
         self.buf.resize(total, 0);
-        frame(
+        let framed = frame(
             &mut self.buf,
             &offsets,
             &accepted,
             start_index,
             received,
             &mut self.leaves,
-        )?;
-        if next > start_index
-            && let Err(e) = self.write_durably(start_index, &offsets)
-        {
+        );
+        if let Err(e) = framed.and_then(|()| {
+            if next > start_index {
+                self.write_unsynced(&offsets)
+            } else {
+                Ok(())
+            }
+        }) {
             self.ids.forget_from(start_index);
             return Err(e);
         }
-        for r in &mut results {
-            r.tree_size = next;
-        }
-        Ok(results)
+        Ok(Written {
+            results,
+            start_index,
+            events: next - start_index,
+            bytes: self.buf.len() as u64,
+            leaves: std::mem::take(&mut self.leaves),
+            idx: std::mem::take(&mut self.idx_buf),
+        })
     }
 
-    fn write_durably(&mut self, start_index: u64, offsets: &[(usize, usize)]) -> Result<()> {
+    /// Writes the framed records in `buf` after everything written before (rotating first
+    /// if the segment is full, once all written commits are durable).
+    fn write_unsynced(&mut self, offsets: &[(usize, usize)]) -> Result<()> {
         let len = self.buf.len() as u64;
         if self.seg.count > 0 && self.seg.pos + len > self.options.segment_max_bytes {
+            self.drain();
+            if let Some(why) = &self.poisoned {
+                return Err(StoreError::Poisoned(why.clone()));
+            }
             self.rotate()?;
         }
-        debug_assert_eq!(self.seg.first_index + self.seg.count, start_index);
         let base = self.seg.pos;
         for (i, (at, _)) in offsets.iter().enumerate() {
             let off = (base + *at as u64).to_le_bytes();
@@ -603,35 +891,37 @@ impl Writer {
             self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
             return Err(e);
         }
-        let started = Instant::now();
-        if let Err(e) = self.seg.sync() {
-            // After a failed fsync the page cache cannot be trusted: stop until reopened.
-            self.poison(&e);
-            return Err(e);
-        }
-        self.stats
-            .fsync_seconds
-            .observe(started.elapsed().as_secs_f64());
         self.seg.pos += len;
         self.seg.count += offsets.len() as u64;
-        self.stats.commits.fetch_add(1, Ordering::Relaxed);
-        self.stats.commit_events.observe(offsets.len() as f64);
-        self.stats
-            .events_appended
-            .fetch_add(offsets.len() as u64, Ordering::Relaxed);
-        self.stats.bytes_appended.fetch_add(len, Ordering::Relaxed);
-        // Durable from here on: what follows is derived state, rebuilt on open if lost.
-        self.after_durable()
+        Ok(())
     }
 
-    /// Writes the derived state of a durable commit: `.idx` entries, and the leaves (hashed
-    /// by [`frame`]) folded into the tree. Failing to write the `.idx` or tree
-    /// files (disk full) does not fail the append: the bytes stay queued and are retried.
-    fn after_durable(&mut self) -> Result<()> {
-        self.seg.idx_pending.extend_from_slice(&self.idx_buf);
+    /// Everything of a commit that follows its sync: the counters, its `.idx` entries, its
+    /// leaves folded into the tree. Failing to write the `.idx` or tree files (disk full)
+    /// does not fail the append: the bytes stay queued and are retried.
+    fn finish(&mut self, written: Written) -> Finished {
+        let Written {
+            results,
+            events,
+            bytes,
+            leaves,
+            idx,
+            ..
+        } = written;
+        if events > 0 {
+            self.stats.commits.fetch_add(1, Ordering::Relaxed);
+            self.stats.commit_events.observe(events as f64);
+            self.stats
+                .events_appended
+                .fetch_add(events, Ordering::Relaxed);
+            self.stats
+                .bytes_appended
+                .fetch_add(bytes, Ordering::Relaxed);
+        }
+        self.seg.idx_pending.extend_from_slice(&idx);
         let tree = &mut self.tree;
         let mut failed = None;
-        for leaf in &self.leaves {
+        for leaf in &leaves {
             self.frontier.push(*leaf, |id, h| {
                 if let Err(e) = tree.push(id, h) {
                     failed.get_or_insert(e);
@@ -642,13 +932,19 @@ impl Writer {
             // A tree level file could not even be created: the frontier and the files
             // disagree now, so stop until reopened.
             self.poison(&e);
-            return Err(e);
+            return Finished {
+                results,
+                error: Some(e),
+            };
         }
         if let Some(size) = &self.size_out {
             size.store(self.frontier.size().0, Ordering::Release);
         }
         self.flush_derived();
-        Ok(())
+        Finished {
+            results,
+            error: None,
+        }
     }
 
     /// Writes queued `.idx` entries and tree nodes; remembers a failure for the next try.

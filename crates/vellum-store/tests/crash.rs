@@ -87,9 +87,16 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// How many events batch `batch` holds (1..=200): fixed, so a re-sent batch is the same.
+/// How many events batch `batch` holds: fixed, so a re-sent batch is the same. Mostly
+/// 1..=200; one in eight holds 2,048..=2,303, a commit large enough to be synced on the
+/// writer's sync thread while the next is written.
 fn batch_size(batch: u64) -> usize {
-    1 + (mix(batch ^ 0x5EED) % 200) as usize
+    let m = mix(batch ^ 0x5EED);
+    if m.is_multiple_of(8) {
+        2048 + ((m >> 8) % 256) as usize
+    } else {
+        1 + (m % 200) as usize
+    }
 }
 
 fn event_id(batch: u64, i: usize) -> String {
