@@ -56,11 +56,16 @@ def post(conn, token, body, ctype):
     return json.loads(data)
 
 
-def cpu_seconds(pid):
-    """User + system CPU time of a process so far (/proc/PID/stat)."""
-    with open(f"/proc/{pid}/stat") as f:
+def stat_cpu_seconds(path):
+    """User + system CPU time in a /proc stat file (a process's or one thread's)."""
+    with open(path) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    return stat_cpu_seconds(f"/proc/{pid}/stat")
 
 
 def indexer_cpu_seconds(pid):
@@ -68,13 +73,11 @@ def indexer_cpu_seconds(pid):
     total = 0.0
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                comm, rest = f.read().split("(", 1)[1].rsplit(")", 1)
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().strip() == "vellum-indexer":
+                    total += stat_cpu_seconds(f"/proc/{pid}/task/{tid}/stat")
         except OSError:
             continue
-        if comm == "vellum-indexer":
-            fields = rest.split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 

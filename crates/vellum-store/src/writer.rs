@@ -64,7 +64,10 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(event: &Event) -> Self {
-        Self::from_canonical(event.canonical())
+        Self {
+            fingerprint: segment::fingerprint(event.id.as_str()),
+            body: event.canonical_body(),
+        }
     }
 
     /// From an event parsed straight to its canonical body (`Canonical::parse`).
@@ -610,11 +613,11 @@ impl Writer {
                     }
                 }
             }
-            Err(e) => {
-                let e = Err::<(), _>(e)
-                    .ctx(|| format!("syncing {}", self.seg.path.display()))
-                    .err()
-                    .unwrap_or_else(|| StoreError::Internal("sync failed".into()));
+            Err(source) => {
+                let e = StoreError::Io {
+                    context: format!("syncing {}", self.seg.path.display()),
+                    source,
+                };
                 self.fail_unsynced(&e);
             }
         }
@@ -702,22 +705,15 @@ impl Writer {
         };
         drop(slices);
         drop(events);
-        let file = Arc::clone(&self.seg.file);
-        // Small commits sync inline: handing a short sync to another thread costs more than
-        // it overlaps. Large ones (milliseconds of writeback) sync on the sync thread while
-        // the next commit is laid out and written.
-        let request = if written.events >= PIPELINE_MIN_EVENTS {
-            self.syncer.as_ref().and_then(|s| s.requests.clone())
-        } else {
-            self.drain();
-            None
-        };
-        let sync = if written.events == 0 {
-            // Only duplicates: answered once whatever they duplicate is durable.
-            self.unsynced.back().map(|u| u.sync)
-        } else if let Some(requests) = request {
-            self.next_sync += 1;
-            if requests.send((self.next_sync, file)).is_err() {
+        // Small commits (and those of duplicates only) sync inline, once the commits before
+        // them are durable: handing a short sync to another thread costs more than it
+        // overlaps. Large ones (milliseconds of writeback) sync on the sync thread while the
+        // next commit is laid out and written.
+        let sync = if written.events >= PIPELINE_MIN_EVENTS
+            && let Some(requests) = self.syncer.as_ref().and_then(|s| s.requests.as_ref())
+        {
+            let seq = self.next_sync + 1;
+            if requests.send((seq, Arc::clone(&self.seg.file))).is_err() {
                 let e = StoreError::Internal("the sync thread stopped".into());
                 self.ids.forget_from(written.start_index);
                 self.poison(&e);
@@ -726,8 +722,10 @@ impl Writer {
                 }
                 return;
             }
-            Some(self.next_sync)
+            self.next_sync = seq;
+            Some(seq)
         } else {
+            self.drain();
             None
         };
         match sync {
