@@ -1,16 +1,19 @@
 //! Commands that write: append, keys create/revoke, prune.
 
-use std::io::Read;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::json;
 use vellum_event::{
-    BatchError, BodyFormat, Category, Event, JsonObject, Limits, Outcome, Timestamp,
+    BatchError, BodyFormat, Canonical, Category, Event, JsonObject, Limits, Outcome, Timestamp,
     parse_batch_canonical,
 };
-use vellum_store::{ApiKeys, Prepared, Role};
+use vellum_store::{ApiKeys, Pending, Prepared, Role, Store};
 
 use crate::args::{AppendArgs, PruneArgs, StoreArgs};
 use crate::output::open_store;
@@ -19,35 +22,31 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
     let limits = Limits {
         max_event_bytes: store_args.max_event_bytes,
     };
+    let open = || open_store(data, store_args);
     // Validate everything before anything is written: a bad line anywhere rejects it all.
     // Parsing and preparing (canonical bytes, id fingerprints) run on every core, a chunk of
-    // stdin at a time, so the raw input is never held whole.
-    let events = read_and_prepare(&mut std::io::stdin().lock(), CHUNK, &limits)?;
-    if events.is_empty() {
-        bail!("no events on stdin");
-    }
-    let store = open_store(data, store_args)?;
-    let mut pending = Vec::new();
-    let mut events = events.into_iter();
-    let batch = args.batch.max(1);
-    loop {
-        let chunk: Vec<Prepared> = events.by_ref().take(batch).collect();
-        if chunk.is_empty() {
-            break;
+    // stdin at a time. A file is read twice (validated, then appended), so memory stays
+    // bounded; from a pipe every prepared event is kept until all are valid.
+    let appended = match stdin_file()? {
+        Some(mut file) => append_file(&mut file, CHUNK, &limits, open, args.batch)?,
+        None => {
+            let events = read_and_prepare(&mut std::io::stdin().lock(), CHUNK, &limits)?;
+            if events.is_empty() {
+                bail!("no events on stdin");
+            }
+            let store = open()?;
+            let mut appending = Appending::new(&store, args.batch);
+            appending.send(events)?;
+            appending.finish()?
         }
-        pending.push(store.append_deferred_prepared(chunk)?);
-    }
-    let (mut accepted, mut duplicates) = (0u64, 0u64);
-    let (mut first, mut last, mut size) = (None, None, 0);
-    for p in pending {
-        let r = p.wait().context("appending")?;
-        accepted += r.accepted;
-        duplicates += r.duplicates;
-        first = first.or(r.first_index);
-        last = r.last_index.or(last);
-        size = size.max(r.tree_size);
-    }
-    store.checkpoint().context("signing the checkpoint")?;
+    };
+    let Totals {
+        accepted,
+        duplicates,
+        first,
+        last,
+        size,
+    } = appended;
     match (first, last) {
         (Some(a), Some(b)) => {
             outln!("appended {accepted} events, indexes {a}..{b}, tree size {size}")
@@ -63,6 +62,159 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
 /// Bytes of input parsed at a time.
 const CHUNK: u64 = 16 << 20;
 
+/// Chunks of events sent to the store and not yet known durable, while a file is
+/// appended: enough to keep the writer busy while the next chunk is parsed.
+const IN_FLIGHT_CHUNKS: usize = 2;
+
+/// Standard input as a file, when it is a regular file (`vellum append < events.ndjson`),
+/// positioned where reading starts.
+fn stdin_file() -> anyhow::Result<Option<File>> {
+    let fd = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("reading stdin")?;
+    let file = File::from(fd);
+    let is_file = file
+        .metadata()
+        .map(|m| m.file_type().is_file())
+        .unwrap_or(false);
+    Ok(is_file.then_some(file))
+}
+
+/// Appends the NDJSON in a file (from where it is positioned) in two passes, so that memory
+/// stays bounded however large it is: the first validates every line and remembers each
+/// chunk's length and CRC-32C; the second reads the same bytes again and appends them, a
+/// chunk at a time, parsing the next while the store writes the last. The store is opened
+/// (or created) only once the whole input is known good. A chunk whose bytes differ from
+/// those validated (the file was changed meanwhile) stops the append with an error saying
+/// what was appended before it.
+fn append_file<R: Read + Seek>(
+    input: &mut R,
+    chunk: u64,
+    limits: &Limits,
+    open: impl FnOnce() -> anyhow::Result<Store>,
+    batch: usize,
+) -> anyhow::Result<Totals> {
+    let start = input.stream_position().context("reading stdin")?;
+    let mut validated: Vec<(usize, u32)> = Vec::new();
+    let mut events = 0usize;
+    for_each_chunk(input, chunk, |part, lines_before| {
+        events += parse_ndjson_parallel(part, lines_before, limits, |_| ())?.len();
+        validated.push((part.len(), crc32c::crc32c(part)));
+        Ok(())
+    })?;
+    if events == 0 {
+        bail!("no events on stdin");
+    }
+    let store = open()?;
+    let mut appending = Appending::new(&store, batch);
+    input
+        .seek(SeekFrom::Start(start))
+        .context("reading stdin again")?;
+    let total: usize = validated.iter().map(|(len, _)| len).sum();
+    let mut expected = validated.into_iter();
+    let mut line = 0;
+    let second = for_each_chunk(
+        &mut input.by_ref().take(total as u64),
+        chunk,
+        |part, lines_before| {
+            line = lines_before + 1;
+            if expected.next() != Some((part.len(), crc32c::crc32c(part))) {
+                bail!("stdin changed while it was being appended");
+            }
+            appending.send(parse_ndjson_parallel(
+                part,
+                lines_before,
+                limits,
+                Prepared::from_canonical,
+            )?)
+        },
+    );
+    match second {
+        Ok(()) => appending.finish(),
+        Err(e) => {
+            let done = appending.finish()?;
+            let what = match (done.first, done.last) {
+                (Some(a), Some(b)) => format!(
+                    "the {} events before line {line} were appended (indexes {a}..{b}), nothing from there on",
+                    done.accepted
+                ),
+                _ => format!("nothing was appended from line {line} on"),
+            };
+            Err(e.context(what))
+        }
+    }
+}
+
+/// What an append did, summed over its commits.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Totals {
+    accepted: u64,
+    duplicates: u64,
+    first: Option<u64>,
+    last: Option<u64>,
+    size: u64,
+}
+
+/// Sends prepared events to the store in commits of `batch`, keeping at most
+/// `IN_FLIGHT_CHUNKS` sends waiting for durability, and sums up what they did.
+struct Appending<'s> {
+    store: &'s Store,
+    batch: usize,
+    in_flight: VecDeque<Vec<Pending>>,
+    done: Totals,
+}
+
+impl<'s> Appending<'s> {
+    fn new(store: &'s Store, batch: usize) -> Self {
+        Self {
+            store,
+            batch: batch.max(1),
+            in_flight: VecDeque::new(),
+            done: Totals::default(),
+        }
+    }
+
+    fn send(&mut self, events: Vec<Prepared>) -> anyhow::Result<()> {
+        let mut pending = Vec::new();
+        let mut events = events.into_iter();
+        loop {
+            let commit: Vec<Prepared> = events.by_ref().take(self.batch).collect();
+            if commit.is_empty() {
+                break;
+            }
+            pending.push(self.store.append_deferred_prepared(commit)?);
+        }
+        self.in_flight.push_back(pending);
+        while self.in_flight.len() > IN_FLIGHT_CHUNKS {
+            self.wait_oldest()?;
+        }
+        Ok(())
+    }
+
+    fn wait_oldest(&mut self) -> anyhow::Result<()> {
+        for p in self.in_flight.pop_front().unwrap_or_default() {
+            let r = p.wait().context("appending")?;
+            let d = &mut self.done;
+            d.accepted += r.accepted;
+            d.duplicates += r.duplicates;
+            d.first = d.first.or(r.first_index);
+            d.last = r.last_index.or(d.last);
+            d.size = d.size.max(r.tree_size);
+        }
+        Ok(())
+    }
+
+    /// Waits for every send, then signs a checkpoint covering them.
+    fn finish(mut self) -> anyhow::Result<Totals> {
+        while !self.in_flight.is_empty() {
+            self.wait_oldest()?;
+        }
+        self.store.checkpoint().context("signing the checkpoint")?;
+        Ok(self.done)
+    }
+}
+
 /// Reads NDJSON to the end and parses and prepares every event, `chunk` bytes at a time.
 fn read_and_prepare(
     input: &mut impl Read,
@@ -70,6 +222,25 @@ fn read_and_prepare(
     limits: &Limits,
 ) -> anyhow::Result<Vec<Prepared>> {
     let mut prepared = Vec::new();
+    for_each_chunk(input, chunk, |part, lines_before| {
+        prepared.extend(parse_ndjson_parallel(
+            part,
+            lines_before,
+            limits,
+            Prepared::from_canonical,
+        )?);
+        Ok(())
+    })?;
+    Ok(prepared)
+}
+
+/// Reads NDJSON to the end, about `chunk` bytes at a time, and hands each run of complete
+/// lines to `each` with the number of lines before it.
+fn for_each_chunk(
+    input: &mut impl Read,
+    chunk: u64,
+    mut each: impl FnMut(&[u8], usize) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut buf: Vec<u8> = Vec::new();
     let mut lines_before = 0usize;
     loop {
@@ -79,34 +250,37 @@ fn read_and_prepare(
             .read_to_end(&mut buf)
             .context("reading events from stdin")?;
         let eof = read == 0;
-        // Parse up to the last complete line; the rest waits for the next chunk (or is the
-        // last line, without a newline, at the end of the input).
+        // Up to the last complete line; the rest waits for the next chunk (or is the last
+        // line, without a newline, at the end of the input).
         let complete = if eof {
             buf.len()
         } else {
-            match buf.iter().rposition(|&b| b == b'\n') {
+            match memchr::memrchr(b'\n', &buf) {
                 Some(at) => at + 1,
                 None => continue,
             }
         };
         let part = buf.get(..complete).unwrap_or_default();
-        prepared.extend(parse_ndjson_parallel(part, lines_before, limits)?);
+        if !part.is_empty() {
+            each(part, lines_before)?;
+        }
         lines_before += memchr::memchr_iter(b'\n', part).count();
         buf.drain(..complete);
         if eof {
-            return Ok(prepared);
+            return Ok(());
         }
     }
 }
 
 /// Parses and prepares NDJSON on every core, keeping line numbers (counted from
 /// `lines_before + 1`) for errors.
-fn parse_ndjson_parallel(
+fn parse_ndjson_parallel<T: Send>(
     input: &[u8],
     lines_before: usize,
     limits: &Limits,
-) -> anyhow::Result<Vec<Prepared>> {
-    match parse_batch_canonical(input, BodyFormat::Ndjson, limits, Prepared::from_canonical) {
+    then: impl Fn(Canonical) -> T + Sync + Send,
+) -> anyhow::Result<Vec<T>> {
+    match parse_batch_canonical(input, BodyFormat::Ndjson, limits, then) {
         Ok(prepared) => Ok(prepared),
         Err(BatchError::Empty) => Ok(Vec::new()),
         Err(BatchError::Item { kind, item, error }) => Err(BatchError::Item {
@@ -202,6 +376,10 @@ mod tests {
         r#"{"id":"a-3","time":"2026-11-26T10:00:02Z","category":"authentication","action":"login","outcome":"failure","actor":{"user":"bob"}}"#,
     ];
 
+    use std::io::Cursor;
+
+    use vellum_store::{LogReader, Options};
+
     fn bodies(input: &str, chunk: u64) -> anyhow::Result<Vec<Vec<u8>>> {
         let prepared = read_and_prepare(&mut input.as_bytes(), chunk, &Limits::default())?;
         Ok(prepared.iter().map(|p| p.body().to_vec()).collect())
@@ -226,5 +404,143 @@ mod tests {
             let err = format!("{:#}", bodies(&bad, chunk).unwrap_err());
             assert!(err.contains("line 4"), "chunk {chunk}: {err}");
         }
+    }
+
+    /// `n` good lines of the same length, ids `e-000`, `e-001`, …
+    fn numbered(n: usize) -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "{{\"id\":\"e-{i:03}\",\"time\":\"2026-11-26T10:00:00Z\",\"category\":\"admin\",\"action\":\"x\",\"outcome\":\"success\"}}\n"
+                )
+            })
+            .collect()
+    }
+
+    /// The ids stored in the log at `dir`, in index order.
+    fn stored_ids(dir: &Path) -> Vec<String> {
+        let reader = LogReader::open(dir).unwrap();
+        (0..reader.size().unwrap())
+            .map(|i| {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&reader.read(i).unwrap()).unwrap();
+                v["id"].as_str().unwrap().to_string()
+            })
+            .collect()
+    }
+
+    fn open_in(dir: &Path) -> impl FnOnce() -> anyhow::Result<Store> + '_ {
+        move || Ok(Store::open(dir, Options::default())?)
+    }
+
+    /// A file is validated, then appended a chunk at a time: whatever the chunk and commit
+    /// sizes, every event is stored once, in order, and the totals add up.
+    #[test]
+    fn a_file_is_appended_in_order_whatever_the_chunks() {
+        let input = numbered(40);
+        let want: Vec<String> = (0..40).map(|i| format!("e-{i:03}")).collect();
+        for (chunk, batch) in [(1, 1), (7, 3), (150, 8192), (1000, 5), (u64::MAX, 8192)] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("log");
+            let mut file = Cursor::new(input.clone().into_bytes());
+            let totals =
+                append_file(&mut file, chunk, &Limits::default(), open_in(&dir), batch).unwrap();
+            assert_eq!(
+                totals,
+                Totals {
+                    accepted: 40,
+                    duplicates: 0,
+                    first: Some(0),
+                    last: Some(39),
+                    size: 40
+                },
+                "chunk {chunk}, batch {batch}"
+            );
+            assert_eq!(stored_ids(&dir), want, "chunk {chunk}, batch {batch}");
+        }
+    }
+
+    /// A bad line anywhere in a file: the store is never opened, and the line is named.
+    #[test]
+    fn a_bad_line_in_a_file_opens_nothing() {
+        let mut input = numbered(30);
+        input.push_str("{\"category\":\"admin\"}\n");
+        for chunk in [1, 64, u64::MAX] {
+            let mut opened = false;
+            let mut file = Cursor::new(input.clone().into_bytes());
+            let err = append_file(
+                &mut file,
+                chunk,
+                &Limits::default(),
+                || {
+                    opened = true;
+                    anyhow::bail!("the store should not be opened")
+                },
+                8192,
+            )
+            .unwrap_err();
+            assert!(
+                format!("{err:#}").contains("line 31"),
+                "chunk {chunk}: {err:#}"
+            );
+            assert!(!opened, "chunk {chunk}");
+        }
+    }
+
+    /// A file that reads differently the second time (changed between the passes): a
+    /// test double for another process rewriting the input while it is appended.
+    struct Rewritten {
+        now: Cursor<Vec<u8>>,
+        later: Option<Vec<u8>>,
+    }
+
+    impl Read for Rewritten {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.now.read(buf)
+        }
+    }
+
+    impl Seek for Rewritten {
+        fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+            // Rewinding starts the second pass (asking for the position does not).
+            if matches!(to, SeekFrom::Start(_))
+                && let Some(later) = self.later.take()
+            {
+                self.now = Cursor::new(later);
+            }
+            self.now.seek(to)
+        }
+    }
+
+    /// The chunks that still read as validated are appended; the first that does not
+    /// stops the append, and the error says how far it got.
+    #[test]
+    fn a_file_changed_between_the_passes_stops_where_it_changed() {
+        let before = numbered(40);
+        let after = before.replace("\"e-025\"", "\"E-025\"");
+        let line_len = before.find('\n').unwrap() as u64 + 1;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("log");
+        let mut file = Rewritten {
+            now: Cursor::new(before.into_bytes()),
+            later: Some(after.into_bytes()),
+        };
+        // Chunks of 10 lines: lines 1-20 are appended, the chunk of lines 21-30 changed.
+        let err = append_file(
+            &mut file,
+            10 * line_len,
+            &Limits::default(),
+            open_in(&dir),
+            4,
+        )
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("stdin changed"), "{msg}");
+        assert!(
+            msg.contains("the 20 events before line 21 were appended (indexes 0..19)"),
+            "{msg}"
+        );
+        let want: Vec<String> = (0..20).map(|i| format!("e-{i:03}")).collect();
+        assert_eq!(stored_ids(&dir), want);
     }
 }

@@ -1,8 +1,10 @@
 //! Bad NDJSON on `vellum append`'s stdin: exit 2 with a message naming the line and the
 //! problem, and nothing written — an existing log is byte for byte unchanged (same
-//! checkpoint, still verifies), and on a fresh directory no data directory appears.
+//! checkpoint, still verifies), and on a fresh directory no data directory appears. Every
+//! case is fed both through a pipe and as a regular file (which `vellum append` reads in
+//! two passes).
 
-use super::util::{Log, assert_same, events, ndjson};
+use super::util::{Log, Stdin, assert_same, events, ndjson};
 
 const GOOD: &str = r#"{"category":"admin","action":"config.changed"}"#;
 
@@ -12,27 +14,28 @@ const GOOD: &str = r#"{"category":"admin","action":"config.changed"}"#;
 fn rejects(input: &[u8], args: &[&str], expect: &[&str]) {
     let mut argv = args.to_vec();
     argv.push("append");
-
     let log = Log::small(5);
-    let before = log.snapshot();
-    let checkpoint = log.checkpoint();
-    log.run_stdin(&argv, input)
-        .expect_code(2)
-        .stderr_has(expect);
-    assert_same(&before, &log.snapshot());
-    assert_eq!(log.checkpoint(), checkpoint);
-    log.verify().ok();
+    for how in [Stdin::Pipe, Stdin::File] {
+        let before = log.snapshot();
+        let checkpoint = log.checkpoint();
+        log.run_stdin_from(&argv, input, how)
+            .expect_code(2)
+            .stderr_has(expect);
+        assert_same(&before, &log.snapshot());
+        assert_eq!(log.checkpoint(), checkpoint, "{how:?}");
+        log.verify().ok();
 
-    let fresh = Log::empty();
-    fresh
-        .run_stdin(&argv, input)
-        .expect_code(2)
-        .stderr_has(expect);
-    assert!(
-        !fresh.data.exists(),
-        "a rejected append created {}",
-        fresh.data.display()
-    );
+        let fresh = Log::empty();
+        fresh
+            .run_stdin_from(&argv, input, how)
+            .expect_code(2)
+            .stderr_has(expect);
+        assert!(
+            !fresh.data.exists(),
+            "a rejected append ({how:?}) created {}",
+            fresh.data.display()
+        );
+    }
 }
 
 fn lines(lines: &[&[u8]]) -> Vec<u8> {
@@ -184,23 +187,32 @@ fn one_bad_line_among_good_ones() {
     rejects(&input, &[], &["line 12", "missing required field `action`"]);
 }
 
-/// The same good lines, without the bad one, are accepted (CRLF line ends included).
+/// The same good lines, without the bad one, are accepted (CRLF line ends included), from
+/// a pipe and from a file.
 #[test]
 fn good_lines_are_accepted() {
     let mut log = Log::small(5);
-    let evs = events(3, 20, 0);
-    let input: Vec<u8> = evs
-        .iter()
-        .flat_map(|e| format!("{}\r\n", e.json()).into_bytes())
-        .collect();
-    let run = log.run_stdin(&["append"], &input);
-    run.ok();
-    assert!(
-        run.stdout
-            .contains("appended 20 events, indexes 5..24, tree size 25"),
-        "{}",
-        run.stdout
-    );
-    log.events.extend(evs);
-    log.verify().ok();
+    for (batch, how, expect) in [
+        (
+            3,
+            Stdin::Pipe,
+            "appended 20 events, indexes 5..24, tree size 25",
+        ),
+        (
+            4,
+            Stdin::File,
+            "appended 20 events, indexes 25..44, tree size 45",
+        ),
+    ] {
+        let evs = events(batch, 20, 0);
+        let input: Vec<u8> = evs
+            .iter()
+            .flat_map(|e| format!("{}\r\n", e.json()).into_bytes())
+            .collect();
+        let run = log.run_stdin_from(&["append"], &input, how);
+        run.ok();
+        assert!(run.stdout.contains(expect), "{how:?}: {}", run.stdout);
+        log.events.extend(evs);
+        log.verify().ok();
+    }
 }

@@ -3,7 +3,7 @@
 //! `segment` modules) the way an attacker with write access to the disk would.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -94,25 +94,51 @@ impl Run {
     }
 }
 
-/// Runs `vellum ARGS` with `stdin` as its standard input, in a clean environment.
+/// How a test hands `vellum` its standard input: `vellum append` reads a pipe once and a
+/// regular file twice (validating, then appending), so tests of its input take both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stdin {
+    Pipe,
+    File,
+}
+
+/// Runs `vellum ARGS` with `stdin` as its standard input (through a pipe), in a clean
+/// environment.
 pub fn vellum(args: &[&std::ffi::OsStr], stdin: &[u8]) -> Run {
-    let mut child = Command::new(BIN)
-        .args(args)
+    vellum_from(args, stdin, Stdin::Pipe)
+}
+
+/// Runs `vellum ARGS` with `stdin` as its standard input, given the way `how` says.
+pub fn vellum_from(args: &[&std::ffi::OsStr], stdin: &[u8], how: Stdin) -> Run {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
         .env_remove("VELLUM_DATA")
         .env_remove("VELLUM_ORIGIN")
-        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running vellum");
-    let mut pipe = child.stdin.take().expect("stdin");
-    let input = stdin.to_vec();
-    // A writer thread, so a child that does not read its stdin cannot deadlock the test.
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(&input);
-    });
-    let out = child.wait_with_output().expect("waiting for vellum");
-    writer.join().expect("stdin writer");
+        .stderr(Stdio::piped());
+    let out = match how {
+        Stdin::File => {
+            let mut file = tempfile::tempfile().expect("a temporary input file");
+            file.write_all(stdin).expect("writing the input file");
+            file.rewind().expect("rewinding the input file");
+            cmd.stdin(Stdio::from(file))
+                .output()
+                .expect("running vellum")
+        }
+        Stdin::Pipe => {
+            let mut child = cmd.stdin(Stdio::piped()).spawn().expect("running vellum");
+            let mut pipe = child.stdin.take().expect("stdin");
+            let input = stdin.to_vec();
+            // A writer thread, so a child that does not read its stdin cannot deadlock the
+            // test.
+            let writer = std::thread::spawn(move || {
+                let _ = pipe.write_all(&input);
+            });
+            let out = child.wait_with_output().expect("waiting for vellum");
+            writer.join().expect("stdin writer");
+            out
+        }
+    };
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -275,6 +301,11 @@ impl Log {
 
     /// `vellum --data DATA --origin test/log --segment-mib 1 ARGS` with `stdin`.
     pub fn run_in(&self, data: &Path, args: &[&str], stdin: &[u8]) -> Run {
+        self.run_in_from(data, args, stdin, Stdin::Pipe)
+    }
+
+    /// [`Log::run_in`], with `stdin` given the way `how` says.
+    pub fn run_in_from(&self, data: &Path, args: &[&str], stdin: &[u8], how: Stdin) -> Run {
         let mut all: Vec<&std::ffi::OsStr> = vec![
             "--data".as_ref(),
             data.as_os_str(),
@@ -284,7 +315,7 @@ impl Log {
             "1".as_ref(),
         ];
         all.extend(args.iter().map(std::ffi::OsStr::new));
-        vellum(&all, stdin)
+        vellum_from(&all, stdin, how)
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
@@ -293,6 +324,10 @@ impl Log {
 
     pub fn run_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
         self.run_in(&self.data, args, stdin)
+    }
+
+    pub fn run_stdin_from(&self, args: &[&str], stdin: &[u8], how: Stdin) -> Run {
+        self.run_in_from(&self.data, args, stdin, how)
     }
 
     /// Appends events, which must succeed.
