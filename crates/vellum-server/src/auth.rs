@@ -143,6 +143,18 @@ impl Caller {
     }
 
     /// `actor`/`source`/`request` members describing this caller.
+    /// Records `event` as this caller's (see [`Caller::describe`]) and waits until it is
+    /// durable; the request fails if it cannot be (fail closed).
+    pub async fn audit(
+        &self,
+        state: &SharedState,
+        mut event: Event,
+        key: &ApiKey,
+    ) -> Result<(), AppError> {
+        self.describe(&mut event, Some(key));
+        state.audit_durably(event).await
+    }
+
     pub fn describe(&self, event: &mut Event, key: Option<&ApiKey>) {
         if let Some(k) = key {
             event.actor = obj(json!({"user": k.name, "key_id": k.id}));

@@ -347,8 +347,8 @@ async fn every_route_and_role() {
         Row { method: "POST", path: "/v1/events", route: "/v1/events", body: Some(("application/json", one_event.clone())), expect: [401, 401, 401, 401, 200, 403, 403, 200], read: false },
         Row { method: "GET", path: "/v1/events?limit=5", route: "/v1/events", body: None, expect: [401, 401, 401, 401, 403, 200, 403, 200], read: true },
         Row { method: "GET", path: "/v1/events/0", route: "/v1/events/{index}", body: None, expect: [401, 401, 401, 401, 403, 200, 403, 200], read: true },
-        Row { method: "GET", path: "/v1/proof/inclusion?index=0", route: "/v1/proof/inclusion", body: None, expect: [401, 401, 401, 401, 403, 200, 403, 200], read: false },
-        Row { method: "GET", path: "/v1/proof/consistency?from=1", route: "/v1/proof/consistency", body: None, expect: [401, 401, 401, 401, 403, 200, 403, 200], read: false },
+        Row { method: "GET", path: "/v1/proof/inclusion?index=0", route: "/v1/proof/inclusion", body: None, expect: [401, 401, 401, 401, 403, 200, 403, 200], read: true },
+        Row { method: "GET", path: "/v1/proof/consistency?from=1", route: "/v1/proof/consistency", body: None, expect: [401, 401, 401, 401, 403, 200, 403, 200], read: true },
         Row { method: "POST", path: "/v1/keys", route: "/v1/keys", body: Some(("application/json", new_key.clone())), expect: [401, 401, 401, 401, 403, 403, 403, 201], read: false },
         Row { method: "GET", path: "/v1/keys", route: "/v1/keys", body: None, expect: [401, 401, 401, 401, 403, 403, 403, 200], read: false },
         Row { method: "DELETE", path: victim_path, route: "/v1/keys/{id}", body: None, expect: [401, 401, 401, 401, 403, 403, 403, 200], read: false },
@@ -524,8 +524,11 @@ async fn every_route_and_role() {
                         a.outcome, a.actor
                     ));
                 }
-                if row.read && reads != 1 {
-                    problems.push(format!("{what}: {reads} audit_log.read events, want 1"));
+                let want = usize::from(row.read);
+                if reads != want {
+                    problems.push(format!(
+                        "{what}: {reads} audit_log.read events, want {want}"
+                    ));
                 }
             }
         }
@@ -561,6 +564,18 @@ async fn every_route_and_role() {
         .count();
     if created != 1 {
         problems.push(format!("{created} key.created events by the admin, want 1"));
+    }
+    // Listing the keys (the admin's one successful GET /v1/keys) is an admin event too.
+    let listed = admin_events
+        .iter()
+        .filter(|e| {
+            e.event.action == "key.listed"
+                && str_at(&e.event.actor, "key_id").as_deref() == Some(h.ids["admin"].as_str())
+                && str_at(&e.event.request, "endpoint").as_deref() == Some("/v1/keys")
+        })
+        .count();
+    if listed != 1 {
+        problems.push(format!("{listed} key.listed events by the admin, want 1"));
     }
     // Secrets never land on disk.
     for t in [

@@ -7,14 +7,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use vellum_event::{
-    BodyFormat, Category, Event, Filter, Outcome, Timestamp, parse_batch_canonical,
-};
+use vellum_event::{BodyFormat, Category, Filter, Outcome, Timestamp, parse_batch_canonical};
 use vellum_store::{Prepared, Role};
 
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
-use crate::state::SharedState;
+use crate::state::{SharedState, log_read};
 
 /// Runs CPU or disk work off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
@@ -174,14 +172,12 @@ pub async fn query(
     let budget = state.config.server.query_max_scan;
     let st = state.clone();
     let (events, next) = blocking(move || scan(&st, &filter, from, limit, budget)).await??;
-    let mut read = Event::new(Category::DataAccess, "audit_log.read", Outcome::Success)
-        .with_details(json!({
-            "filters": params.as_json(),
-            "returned": events.len(),
-            "next_cursor": next.map(|n| n.to_string()),
-        }));
-    caller.describe(&mut read, Some(&key));
-    state.audit_durably(read).await?;
+    let read = log_read(json!({
+        "filters": params.as_json(),
+        "returned": events.len(),
+        "next_cursor": next.map(|n| n.to_string()),
+    }));
+    caller.audit(&state, read, &key).await?;
     Ok(Json(Page {
         events,
         next_cursor: next.map(|n| n.to_string()),
@@ -269,10 +265,9 @@ pub async fn get_one(
     }
     let st = state.clone();
     let receipt = blocking(move || st.reader.receipt(index)).await??;
-    let mut read = Event::new(Category::DataAccess, "audit_log.read", Outcome::Success)
-        .with_details(json!({"index": index}));
-    caller.describe(&mut read, Some(&key));
-    state.audit_durably(read).await?;
+    caller
+        .audit(&state, log_read(json!({"index": index})), &key)
+        .await?;
     Ok(Json(WithReceipt {
         event: receipt.event.clone(),
         receipt,

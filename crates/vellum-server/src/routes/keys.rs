@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use vellum_event::{Category, Event, Outcome};
 use vellum_store::Role;
 
 use crate::auth::Caller;
@@ -42,13 +43,16 @@ pub async fn create(
 }
 
 pub async fn list(State(state): State<SharedState>, caller: Caller) -> AppResult<Json<Value>> {
-    caller.require(&state, &[Role::Admin]).await?;
+    let admin = caller.require(&state, &[Role::Admin]).await?;
     let keys: Vec<Value> = state
         .keys
         .list()
         .into_iter()
         .map(|k| json!({"id": k.id, "name": k.name, "role": k.role, "created": k.created, "revoked": k.revoked}))
         .collect();
+    let listed = Event::new(Category::Admin, "key.listed", Outcome::Success)
+        .with_details(json!({"keys": keys.len()}));
+    caller.audit(&state, listed, &admin).await?;
     Ok(Json(json!({ "keys": keys })))
 }
 

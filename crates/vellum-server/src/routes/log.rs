@@ -1,4 +1,5 @@
-//! The public checkpoint and key, and Merkle proofs.
+//! The public checkpoint and key, and Merkle proofs (each proof served is recorded as a
+//! read of the log).
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -11,7 +12,7 @@ use vellum_store::Role;
 
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
-use crate::state::SharedState;
+use crate::state::{SharedState, log_read};
 
 fn b64(h: &vellum_merkle::Hash) -> String {
     base64::engine::general_purpose::STANDARD.encode(h.0)
@@ -52,7 +53,7 @@ pub async fn inclusion(
     caller: Caller,
     p: Result<Query<InclusionParams>, axum::extract::rejection::QueryRejection>,
 ) -> AppResult<Json<Value>> {
-    caller
+    let key = caller
         .require(&state, &[Role::Auditor, Role::Admin])
         .await?;
     let p = params(p)?;
@@ -68,6 +69,8 @@ pub async fn inclusion(
         ));
     }
     let proof = state.reader.inclusion_proof(p.index, size)?;
+    let read = log_read(json!({"proof": "inclusion", "index": p.index, "tree_size": size}));
+    caller.audit(&state, read, &key).await?;
     Ok(Json(json!({
         "index": proof.index,
         "tree_size": proof.tree_size,
@@ -88,7 +91,7 @@ pub async fn consistency(
     caller: Caller,
     p: Result<Query<ConsistencyParams>, axum::extract::rejection::QueryRejection>,
 ) -> AppResult<Json<Value>> {
-    caller
+    let key = caller
         .require(&state, &[Role::Auditor, Role::Admin])
         .await?;
     let p = params(p)?;
@@ -97,6 +100,8 @@ pub async fn consistency(
         None => latest_size(&state)?,
     };
     let proof = state.reader.consistency_proof(p.from, to)?;
+    let read = log_read(json!({"proof": "consistency", "from": p.from, "to": to}));
+    caller.audit(&state, read, &key).await?;
     Ok(Json(json!({
         "size1": p.from,
         "size2": to,
