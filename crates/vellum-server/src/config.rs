@@ -56,6 +56,9 @@ pub struct ServerConfig {
     /// Most candidates (index postings checked or events read) a query examines per page
     /// before it returns a cursor.
     pub query_max_scan: u64,
+    /// Longest the query index may stay behind the log (seconds) while it gives way to
+    /// ingest; 0: it never gives way.
+    pub index_defer_max_seconds: u64,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_grace_seconds: u64,
 }
@@ -69,6 +72,7 @@ impl Default for ServerConfig {
             max_body_bytes: 16 << 20,
             max_concurrent_ingest: 64,
             query_max_scan: 1_000_000,
+            index_defer_max_seconds: 10,
             shutdown_grace_seconds: 30,
         }
     }

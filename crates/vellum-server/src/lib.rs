@@ -164,7 +164,7 @@ fn index_loop(state: &SharedState, stop: &std::sync::atomic::AtomicBool) {
     let stopping = || stop.load(std::sync::atomic::Ordering::Relaxed);
     let deferral = Deferral {
         max_lag: state.config.server.query_max_scan,
-        max_wait: INDEX_DEFER_MAX,
+        max_wait: Duration::from_secs(state.config.server.index_defer_max_seconds),
     };
     let mut caught_up_at = Instant::now();
     while !stopping() {
@@ -199,14 +199,12 @@ fn index_loop(state: &SharedState, stop: &std::sync::atomic::AtomicBool) {
     }
 }
 
-/// How long the indexer may stay behind the log while it steps aside for ingest.
-const INDEX_DEFER_MAX: Duration = Duration::from_secs(10);
-
 /// When the indexer steps aside: while ingest requests are in flight it waits rather than
 /// take CPU from them (an append is answered only once its batch is parsed and synced; the
 /// index is derived and can follow later), as long as it is fewer than `max_lag` events
 /// behind (what one query page may scan of the unindexed tail, `query_max_scan`) and has
-/// not been behind for `max_wait`. Past either bound it indexes whatever the load.
+/// not been behind for `max_wait` (`index_defer_max_seconds`). Past either bound it indexes
+/// whatever the load.
 #[derive(Debug, Clone, Copy)]
 struct Deferral {
     max_lag: u64,
@@ -296,5 +294,11 @@ mod tests {
         for ((busy, lag, behind), want) in cases {
             assert_eq!(d.wait(busy, lag, behind), want, "{busy} {lag} {behind:?}");
         }
+        // `index_defer_max_seconds = 0`: never steps aside.
+        let never = Deferral {
+            max_wait: Duration::ZERO,
+            ..d
+        };
+        assert!(!never.wait(true, 1, secs(0)));
     }
 }
