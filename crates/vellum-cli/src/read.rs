@@ -1,6 +1,7 @@
 //! Read-only commands; all of them work beside a running writer.
 
 use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Duration;
 
@@ -174,9 +175,10 @@ fn scan(
     };
     let mut count = 0usize;
     let limit = limit.unwrap_or(usize::MAX);
-    let result = reader.for_each(start, end, |index, bytes| {
-        if count >= limit {
-            return Ok(());
+    // Reading stops at the limit, or at the size the log had when this began.
+    let result = reader.scan(start, |index, bytes| {
+        if count >= limit || index >= end {
+            return Ok(ControlFlow::Break(()));
         }
         if let Some(b) = &bar
             && index % 4096 == 0
@@ -194,7 +196,7 @@ fn scan(
                 source: std::io::Error::other(e.to_string()),
             })?;
         }
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     });
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -226,21 +228,47 @@ pub(crate) fn export(data: &Path, args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Events a query reads from the index per page (bounds its memory, not its answer).
+const QUERY_PAGE: usize = 1000;
+
+/// Matching events, oldest first. Through the query index when a closed one is there (a
+/// server that ran on this directory built it; it is opened read-only and the events it
+/// does not cover yet are scanned), else by scanning the log.
 pub(crate) fn query(data: &Path, args: QueryArgs) -> anyhow::Result<()> {
     let filter = parse_filter(&args.filter)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    scan(
-        data,
-        &filter,
-        args.filter.limit,
-        |_, bytes| {
-            out.write_all(bytes)?;
-            out.write_all(b"\n")?;
-            Ok(())
-        },
-        false,
-    )?;
+    let mut emit = |bytes: &[u8]| -> std::io::Result<()> {
+        out.write_all(bytes)?;
+        out.write_all(b"\n")
+    };
+    let reader = open_reader(data)?;
+    match vellum_index::Index::open_read_only(reader.layout()) {
+        Some(index) => {
+            let mut left = args.filter.limit.unwrap_or(usize::MAX);
+            let mut cursor = 0;
+            while left > 0 {
+                let page = index
+                    .query(&reader, &filter, cursor, left.min(QUERY_PAGE), u64::MAX)
+                    .context("querying the index")?;
+                for event in &page.events {
+                    emit(event)?;
+                }
+                left = left.saturating_sub(page.events.len());
+                match page.next {
+                    Some(next) => cursor = next,
+                    None => break,
+                }
+            }
+        }
+        None => scan(
+            data,
+            &filter,
+            args.filter.limit,
+            |_, bytes| Ok(emit(bytes)?),
+            false,
+        )?,
+    }
     out.flush()?;
     Ok(())
 }

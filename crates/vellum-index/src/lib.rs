@@ -40,7 +40,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
+    TableDefinition, TransactionError,
+};
 use thiserror::Error;
 use vellum_event::{Filter, StoredEvent};
 use vellum_store::{Layout, LogReader, StoreError};
@@ -102,11 +105,40 @@ pub struct Page {
 pub struct Index {
     /// `None` while being reopened after a failed write (redb refuses every write after an
     /// I/O error until the database is reopened, e.g. once a full disk has room again).
-    db: RwLock<Option<Database>>,
+    db: RwLock<Option<Db>>,
     path: PathBuf,
     /// When the last durable commit was, and how many events were indexed since.
     durable: Mutex<(Instant, u64)>,
     failed: AtomicBool,
+}
+
+/// The database, as the indexer opens it (read and write) or as a read-only command does.
+enum Db {
+    Writable(Database),
+    ReadOnly(ReadOnlyDatabase),
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Db::Writable(_) => "Db::Writable",
+            Db::ReadOnly(_) => "Db::ReadOnly",
+        })
+    }
+}
+
+impl Db {
+    fn begin_read(&self) -> std::result::Result<ReadTransaction, TransactionError> {
+        match self {
+            Db::Writable(db) => db.begin_read(),
+            Db::ReadOnly(db) => db.begin_read(),
+        }
+    }
+}
+
+/// Where the index of the log laid out at `layout` lives.
+fn db_path(layout: &Layout) -> PathBuf {
+    layout.index_dir().join("postings.redb")
 }
 
 /// What one `catch_up` adds, before it is sorted and written.
@@ -159,20 +191,36 @@ impl Index {
     /// Opens (or creates) the index of the log laid out at `layout`. An index of another
     /// format is deleted and rebuilt from the log.
     pub fn open(layout: &Layout) -> Result<Index> {
-        let dir = layout.index_dir();
-        let path = dir.join("postings.redb");
+        let path = db_path(layout);
         let db_err = |e: &dyn std::fmt::Display| IndexError::Db {
             path: path.clone(),
             message: e.to_string(),
         };
-        std::fs::create_dir_all(&dir).map_err(|e| db_err(&e))?;
+        std::fs::create_dir_all(layout.index_dir()).map_err(|e| db_err(&e))?;
         let db = Self::create(&path).map_err(|e| db_err(&e))?;
-        Ok(Index {
+        Ok(Self::with(Db::Writable(db), path))
+    }
+
+    /// Opens the index of the log at `layout` for queries only, changing nothing (for the
+    /// CLI's read-only commands). `None` when there is none to use: no index yet, one that
+    /// another process has open (a running server's indexer), one not closed cleanly, or
+    /// one of another format. Events it does not cover are scanned, as for any index.
+    pub fn open_read_only(layout: &Layout) -> Option<Index> {
+        let path = db_path(layout);
+        if !path.is_file() {
+            return None;
+        }
+        let db = ReadOnlyDatabase::open(&path).ok()?;
+        (Self::format(&db).ok()? == Some(FORMAT)).then(|| Self::with(Db::ReadOnly(db), path))
+    }
+
+    fn with(db: Db, path: PathBuf) -> Index {
+        Index {
             db: RwLock::new(Some(db)),
-            path: path.clone(),
+            path,
             durable: Mutex::new((Instant::now(), 0)),
             failed: AtomicBool::new(false),
-        })
+        }
     }
 
     /// Opens the database file, starting it over unless it holds this format, and makes
@@ -200,7 +248,7 @@ impl Index {
     }
 
     /// The format the database says it holds; `None` if it does not say.
-    fn format(db: &Database) -> std::result::Result<Option<u64>, String> {
+    fn format(db: &impl ReadableDatabase) -> std::result::Result<Option<u64>, String> {
         let txn = db.begin_read().map_err(|e| e.to_string())?;
         let meta = match txn.open_table(META) {
             Ok(meta) => meta,
@@ -214,7 +262,7 @@ impl Index {
     }
 
     /// Runs `f` on the open database.
-    fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+    fn with_db<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
         let guard = self.db.read().map_err(|_| self.err("lock poisoned"))?;
         match guard.as_ref() {
             Some(db) => f(db),
@@ -229,7 +277,9 @@ impl Index {
         }
         let mut guard = self.db.write().map_err(|_| self.err("lock poisoned"))?;
         guard.take();
-        *guard = Some(Self::create(&self.path).map_err(|e| self.err(e))?);
+        *guard = Some(Db::Writable(
+            Self::create(&self.path).map_err(|e| self.err(e))?,
+        ));
         self.failed.store(false, Ordering::Relaxed);
         Ok(())
     }
@@ -301,7 +351,10 @@ impl Index {
             return Ok(0);
         }
         batch.postings.sort_unstable_by_key(|&(k, _)| k);
-        let written = self.with_db(|db| self.write_batch(db, &batch, end, end - start));
+        let written = self.with_db(|db| match db {
+            Db::Writable(db) => self.write_batch(db, &batch, end, end - start),
+            Db::ReadOnly(_) => Err(self.err("the index is open read-only")),
+        });
         if written.is_err() {
             self.failed.store(true, Ordering::Relaxed);
         }

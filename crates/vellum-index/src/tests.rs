@@ -257,3 +257,73 @@ fn a_stopped_catch_up_writes_nothing() {
     );
     assert_eq!(index.indexed().unwrap(), 3000);
 }
+
+/// The CLI's read-only index: used only when there is a closed index of this format, never
+/// created or changed, refused while the indexer has it open, and answering as the writable
+/// one does (the part it does not cover is scanned).
+#[test]
+fn a_read_only_index_answers_as_the_writable_one_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let specs: Vec<Spec> = (0..300)
+        .map(|n| Spec {
+            user: Some((n % 4) as u8),
+            ip: Some((n % 3) as u8),
+            cat: (n % 6) as u8,
+            action: (n % 2) as u8,
+            outcome: (n % 3) as u8,
+            t: (n % 60) as i64,
+        })
+        .collect();
+    store
+        .append(specs.iter().enumerate().map(|(n, s)| event(n, s)).collect())
+        .unwrap();
+    let reader = LogReader::open(dir.path()).unwrap();
+    let layout = store.layout();
+
+    // No index yet: none to use, and none made.
+    assert!(Index::open_read_only(layout).is_none());
+    assert!(!layout.index_dir().exists());
+
+    let index = Index::open(layout).unwrap();
+    index.catch_up(&reader, 200).unwrap();
+    // The indexer has it open: a read-only command cannot share it.
+    assert!(Index::open_read_only(layout).is_none());
+    drop(index);
+
+    let snapshot = std::fs::read(layout.index_dir().join("postings.redb")).unwrap();
+    let read_only = Index::open_read_only(layout).expect("a closed index opens read-only");
+    assert_eq!(read_only.indexed().unwrap(), 200);
+    let filters = [
+        Filter::default(),
+        Filter {
+            user: Some("u2".into()),
+            ..Filter::default()
+        },
+        Filter {
+            ip: Some("10.0.0.1".into()),
+            outcome: Some(Outcome::Failure),
+            ..Filter::default()
+        },
+        Filter {
+            category: Some(Category::ALL[3]),
+            since: Some(time(10)),
+            until: Some(time(40)),
+            ..Filter::default()
+        },
+    ];
+    for filter in &filters {
+        assert_eq!(
+            all_pages(&read_only, &reader, filter, 9, 50),
+            full_scan(&reader, filter),
+            "{filter:?}"
+        );
+    }
+    assert!(read_only.catch_up(&reader, 100).is_err(), "it never writes");
+    drop(read_only);
+    assert_eq!(
+        std::fs::read(layout.index_dir().join("postings.redb")).unwrap(),
+        snapshot,
+        "a read-only index changed the file"
+    );
+}

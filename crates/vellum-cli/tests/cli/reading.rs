@@ -24,75 +24,108 @@ fn ids_where(evs: &[Ev], keep: impl Fn(&Ev) -> bool) -> Vec<String> {
         .collect()
 }
 
+/// How the query index stands when `vellum query` runs: the CLI uses a closed index
+/// read-only (scanning what it does not cover) and scans the log when there is none or a
+/// server's indexer has it open. The answers are the same in every case.
+#[derive(Debug, Clone, Copy)]
+enum IndexState {
+    None,
+    Partial,
+    Full,
+    HeldOpen,
+}
+
 #[test]
 fn query_filters_return_exactly_the_matching_events() {
     let log = Log::small(150);
     let evs = &log.events;
-    let query = |args: &[&str]| {
-        let mut argv = vec!["query"];
-        argv.extend_from_slice(args);
-        let run = log.run(&argv);
-        run.ok();
-        ids(&run.stdout)
-    };
-
-    assert_eq!(query(&[]), ids_where(evs, |_| true));
-    let security = ids_where(evs, |e| e.category == "security");
-    assert!(!security.is_empty());
-    assert_eq!(query(&["--category", "security"]), security);
-    assert_eq!(
-        query(&["--user", "user3"]),
-        ids_where(evs, |e| e.user == "user3")
-    );
-    assert_eq!(
-        query(&["--outcome", "failure"]),
-        ids_where(evs, |e| e.outcome == "failure")
-    );
-    assert_eq!(
-        query(&["--action", "injection.detected"]),
-        ids_where(evs, |e| e.action == "injection.detected")
-    );
-    assert_eq!(
-        query(&["--ip", "10.0.0.2"]),
-        ids_where(evs, |e| e.ip == "10.0.0.2")
-    );
     let combined = ids_where(evs, |e| {
         e.category == "api_request" && e.outcome == "success" && e.user == "user1"
     });
     assert!(!combined.is_empty());
-    assert_eq!(
-        query(&[
-            "--category",
-            "api_request",
-            "--outcome",
-            "success",
-            "--user",
-            "user1"
-        ]),
-        combined
-    );
-    assert_eq!(query(&["--limit", "7"]), ids_where(&evs[..7], |_| true));
+    let security = ids_where(evs, |e| e.category == "security");
+    assert!(!security.is_empty());
     let auth: Vec<String> = ids_where(evs, |e| e.category == "authentication");
-    assert_eq!(
-        query(&["--category", "authentication", "--limit", "3"]),
-        auth[..3]
-    );
-    // --since is inclusive, --until exclusive; event i has time 00:00:00 + i s.
-    assert_eq!(
-        query(&["--since", &time_at(40), "--until", &time_at(90)]),
-        ids_where(&evs[40..90], |_| true)
-    );
-    assert_eq!(
-        query(&[
-            "--since",
-            "2026-11-18T01:00:00+01:00",
-            "--until",
-            &time_at(3)
-        ]),
-        ids_where(&evs[..3], |_| true),
-        "a --since with an offset is the same instant in UTC"
-    );
-    assert!(query(&["--category", "security", "--user", "nobody"]).is_empty());
+    let since = time_at(40);
+    let until = time_at(90);
+    let until3 = time_at(3);
+    let table: Vec<(Vec<&str>, Vec<String>)> = vec![
+        (vec![], ids_where(evs, |_| true)),
+        (vec!["--category", "security"], security),
+        (
+            vec!["--user", "user3"],
+            ids_where(evs, |e| e.user == "user3"),
+        ),
+        (
+            vec!["--outcome", "failure"],
+            ids_where(evs, |e| e.outcome == "failure"),
+        ),
+        (
+            vec!["--action", "injection.detected"],
+            ids_where(evs, |e| e.action == "injection.detected"),
+        ),
+        (
+            vec!["--ip", "10.0.0.2"],
+            ids_where(evs, |e| e.ip == "10.0.0.2"),
+        ),
+        (
+            vec![
+                "--category",
+                "api_request",
+                "--outcome",
+                "success",
+                "--user",
+                "user1",
+            ],
+            combined,
+        ),
+        (vec!["--limit", "7"], ids_where(&evs[..7], |_| true)),
+        (
+            vec!["--category", "authentication", "--limit", "3"],
+            auth[..3].to_vec(),
+        ),
+        // --since is inclusive, --until exclusive; event i has time 00:00:00 + i s.
+        (
+            vec!["--since", &since, "--until", &until],
+            ids_where(&evs[40..90], |_| true),
+        ),
+        // A --since with an offset is the same instant in UTC.
+        (
+            vec!["--since", "2026-11-18T01:00:00+01:00", "--until", &until3],
+            ids_where(&evs[..3], |_| true),
+        ),
+        (vec!["--category", "security", "--user", "nobody"], vec![]),
+    ];
+    let layout = vellum_store::Layout::new(&log.data);
+    let reader = vellum_store::LogReader::open(&log.data).unwrap();
+    for state in [
+        IndexState::None,
+        IndexState::Partial,
+        IndexState::Full,
+        IndexState::HeldOpen,
+    ] {
+        let _held = match state {
+            IndexState::None => None,
+            IndexState::Partial | IndexState::Full => {
+                let index = vellum_index::Index::open(&layout).unwrap();
+                let n = if matches!(state, IndexState::Partial) {
+                    100
+                } else {
+                    150
+                };
+                index.catch_up(&reader, n).unwrap();
+                None
+            }
+            IndexState::HeldOpen => Some(vellum_index::Index::open(&layout).unwrap()),
+        };
+        for (args, want) in &table {
+            let mut argv = vec!["query"];
+            argv.extend_from_slice(args);
+            let run = log.run(&argv);
+            run.ok();
+            assert_eq!(&ids(&run.stdout), want, "{state:?}: query {args:?}");
+        }
+    }
 }
 
 #[test]
