@@ -93,6 +93,18 @@ impl Frontier {
     pub fn try_push(
         &mut self,
         leaf: Hash,
+        on_node: impl FnMut(NodeId, &Hash),
+    ) -> Result<(), FrontierError> {
+        self.try_push_known(leaf, |_| None, on_node)
+    }
+
+    /// [`Frontier::try_push`], taking each subtree the leaf completes from `known` when it
+    /// has it (hashed already, e.g. on another core) instead of hashing it here. A known
+    /// hash is trusted as the subtree's: the caller vouches for it.
+    pub fn try_push_known(
+        &mut self,
+        leaf: Hash,
+        known: impl Fn(NodeId) -> Option<Hash>,
         mut on_node: impl FnMut(NodeId, &Hash),
     ) -> Result<(), FrontierError> {
         let index = self.size.0;
@@ -106,12 +118,12 @@ impl Frontier {
                 // Unreachable: popcount(size) hashes are held, one per trailing one at least.
                 break;
             };
-            acc = node_hash(&left, &acc);
             // The new subtree ends at leaf `index`, whose low `level` bits are all ones.
             let id = NodeId {
                 level: level as u8,
                 index: index >> level,
             };
+            acc = known(id).unwrap_or_else(|| node_hash(&left, &acc));
             on_node(id, &acc);
         }
         self.hashes.push(acc);

@@ -8,11 +8,11 @@
 //!
 //! Each segment is read in chunks. A chunk's records are checked (checksum, index) and
 //! hashed (leaves, and every subtree inside the chunk) on every core ([`hashed`]), while the
-//! chunk before it is folded into the tree in order on one ([`fold`]) and compared with the
+//! chunk before it is folded into the tree in order on one (`Frontier::try_push_known`,
+//! taking the subtrees a chunk hashed instead of hashing them again) and compared with the
 //! tree files ([`nodes`]) and the signed roots. The fold walks the records in order and
 //! reports the first thing wrong, so what is reported does not depend on the parallelism.
 
-mod fold;
 mod hashed;
 mod nodes;
 mod pipeline;
@@ -31,7 +31,6 @@ use crate::layout;
 use crate::reader::LogReader;
 use crate::segment;
 
-use fold::Fold;
 use nodes::NodeCursors;
 use pipeline::{Memory, Walk, fold_segment};
 
@@ -242,7 +241,7 @@ fn verify_in_chunks(dir: PathBuf, opts: &VerifyOptions<'_>, chunk_bytes: usize) 
         .map(|m| m.len())
         .sum();
     let mut walk = Walk {
-        fold: Fold::new(&frontier),
+        fold: frontier,
         stored_nodes: NodeCursors::new(&layout, last_size),
         checks: &checks,
         next_check: checks

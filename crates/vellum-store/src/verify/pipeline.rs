@@ -7,9 +7,8 @@ use std::ops::{Bound, ControlFlow};
 use std::path::Path;
 
 use vellum_event::StoredEvent;
-use vellum_merkle::Hash;
+use vellum_merkle::{Frontier, Hash};
 
-use super::fold::Fold;
 use super::hashed::Hashed;
 use super::nodes::NodeCursors;
 use super::{Check, Problem, Report, check_root};
@@ -115,7 +114,7 @@ pub(super) fn fold_segment(
 /// Folds checked chunks into the tree in order, comparing it with the tree files and the
 /// signed roots as it grows.
 pub(super) struct Walk<'a> {
-    pub(super) fold: Fold,
+    pub(super) fold: Frontier,
     pub(super) stored_nodes: NodeCursors,
     pub(super) checks: &'a BTreeMap<u64, Vec<Check>>,
     /// The next size beyond `expected` that something signed a root of.
@@ -148,7 +147,7 @@ impl Walk<'_> {
             }
             let mut mismatch = None;
             let stored_nodes = &mut self.stored_nodes;
-            let pushed = self.fold.push(
+            let pushed = self.fold.try_push_known(
                 chunk.leaf(i),
                 |id| chunk.node(id),
                 |id, h| {
