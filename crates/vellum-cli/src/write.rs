@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
@@ -25,20 +25,18 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
     let open = || open_store(data, store_args);
     // Validate everything before anything is written: a bad line anywhere rejects it all.
     // Parsing and preparing (canonical bytes, id fingerprints) run on every core, a chunk of
-    // stdin at a time. A file is read twice (validated, then appended), so memory stays
-    // bounded; from a pipe every prepared event is kept until all are valid.
+    // stdin at a time. The input is read twice (validated, then appended), so memory stays
+    // bounded: a file in place, a pipe from a copy spooled to a temporary file.
     let appended = match stdin_file()? {
         Some(mut file) => append_file(&mut file, CHUNK, &limits, open, args.batch)?,
-        None => {
-            let events = read_and_prepare(&mut std::io::stdin().lock(), CHUNK, &limits)?;
-            if events.is_empty() {
-                bail!("no events on stdin");
-            }
-            let store = open()?;
-            let mut appending = Appending::new(&store, args.batch);
-            appending.send(events)?;
-            appending.finish()?
-        }
+        None => append_stream(
+            &mut std::io::stdin().lock(),
+            spool_file()?,
+            CHUNK,
+            &limits,
+            open,
+            args.batch,
+        )?,
     };
     let Totals {
         accepted,
@@ -82,12 +80,9 @@ fn stdin_file() -> anyhow::Result<Option<File>> {
 }
 
 /// Appends the NDJSON in a file (from where it is positioned) in two passes, so that memory
-/// stays bounded however large it is: the first validates every line and remembers each
-/// chunk's length and CRC-32C; the second reads the same bytes again and appends them, a
-/// chunk at a time, parsing the next while the store writes the last. The store is opened
-/// (or created) only once the whole input is known good. A chunk whose bytes differ from
-/// those validated (the file was changed meanwhile) stops the append with an error saying
-/// what was appended before it.
+/// stays bounded however large it is: the first validates every line ([`validate`]); the
+/// second reads the same bytes again and appends them ([`append_validated`]). The store is
+/// opened (or created) only once the whole input is known good.
 fn append_file<R: Read + Seek>(
     input: &mut R,
     chunk: u64,
@@ -96,23 +91,76 @@ fn append_file<R: Read + Seek>(
     batch: usize,
 ) -> anyhow::Result<Totals> {
     let start = input.stream_position().context("reading stdin")?;
-    let mut validated: Vec<(usize, u32)> = Vec::new();
+    let validated = validate(input, chunk, limits, |_| Ok(()))?;
+    input
+        .seek(SeekFrom::Start(start))
+        .context("reading stdin again")?;
+    append_validated(input, validated, chunk, limits, open, batch)
+}
+
+/// Appends the NDJSON of a stream (a pipe) as [`append_file`] does a file, from a copy of it
+/// that the first pass writes to `spool` (an unlinked temporary file) as it validates.
+fn append_stream(
+    input: &mut impl Read,
+    mut spool: File,
+    chunk: u64,
+    limits: &Limits,
+    open: impl FnOnce() -> anyhow::Result<Store>,
+    batch: usize,
+) -> anyhow::Result<Totals> {
+    let validated = validate(input, chunk, limits, |part| {
+        spool
+            .write_all(part)
+            .context("copying stdin to a temporary file (its directory is $TMPDIR)")
+    })?;
+    spool.rewind().context("reading the copy of stdin")?;
+    append_validated(&mut spool, validated, chunk, limits, open, batch)
+}
+
+/// What the first pass found good: each chunk's length and CRC-32C, in order.
+#[derive(Debug)]
+struct Validated {
+    chunks: Vec<(usize, u32)>,
+}
+
+/// Parses and checks every line, a chunk at a time, handing each chunk's bytes to `keep`;
+/// fails on the first bad line (named) or if there is no event at all.
+fn validate(
+    input: &mut impl Read,
+    chunk: u64,
+    limits: &Limits,
+    mut keep: impl FnMut(&[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<Validated> {
+    let mut chunks = Vec::new();
     let mut events = 0usize;
     for_each_chunk(input, chunk, |part, lines_before| {
         events += parse_ndjson_parallel(part, lines_before, limits, |_| ())?.len();
-        validated.push((part.len(), crc32c::crc32c(part)));
+        keep(part)?;
+        chunks.push((part.len(), crc32c::crc32c(part)));
         Ok(())
     })?;
     if events == 0 {
         bail!("no events on stdin");
     }
+    Ok(Validated { chunks })
+}
+
+/// The second pass: reads exactly the validated bytes again, checks each chunk against the
+/// first pass, and appends it while the next is parsed (at most `IN_FLIGHT_CHUNKS` in
+/// flight). A chunk that reads differently (the file was changed meanwhile) stops the
+/// append with an error saying what was appended before it.
+fn append_validated(
+    input: &mut impl Read,
+    validated: Validated,
+    chunk: u64,
+    limits: &Limits,
+    open: impl FnOnce() -> anyhow::Result<Store>,
+    batch: usize,
+) -> anyhow::Result<Totals> {
     let store = open()?;
     let mut appending = Appending::new(&store, batch);
-    input
-        .seek(SeekFrom::Start(start))
-        .context("reading stdin again")?;
-    let total: usize = validated.iter().map(|(len, _)| len).sum();
-    let mut expected = validated.into_iter();
+    let total: usize = validated.chunks.iter().map(|(len, _)| len).sum();
+    let mut expected = validated.chunks.into_iter();
     let mut line = 0;
     let second = for_each_chunk(
         &mut input.by_ref().take(total as u64),
@@ -144,6 +192,40 @@ fn append_file<R: Read + Seek>(
             Err(e.context(what))
         }
     }
+}
+
+/// A new temporary file in `$TMPDIR` (else `/tmp`), already unlinked: it holds a copy of a
+/// piped stdin and disappears when closed, however the process ends.
+fn spool_file() -> anyhow::Result<File> {
+    let dir = std::env::temp_dir();
+    for attempt in 0..100u32 {
+        let path = dir.join(format!(".vellum-append-{}-{attempt}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(file) => {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+                return Ok(file);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "creating a temporary file in {} for stdin (set TMPDIR to another directory)",
+                        dir.display()
+                    )
+                });
+            }
+        }
+    }
+    bail!(
+        "could not create a temporary file in {} for stdin",
+        dir.display()
+    )
 }
 
 /// What an append did, summed over its commits.
@@ -213,25 +295,6 @@ impl<'s> Appending<'s> {
         self.store.checkpoint().context("signing the checkpoint")?;
         Ok(self.done)
     }
-}
-
-/// Reads NDJSON to the end and parses and prepares every event, `chunk` bytes at a time.
-fn read_and_prepare(
-    input: &mut impl Read,
-    chunk: u64,
-    limits: &Limits,
-) -> anyhow::Result<Vec<Prepared>> {
-    let mut prepared = Vec::new();
-    for_each_chunk(input, chunk, |part, lines_before| {
-        prepared.extend(parse_ndjson_parallel(
-            part,
-            lines_before,
-            limits,
-            Prepared::from_canonical,
-        )?);
-        Ok(())
-    })?;
-    Ok(prepared)
 }
 
 /// Reads NDJSON to the end, about `chunk` bytes at a time, and hands each run of complete
@@ -381,8 +444,14 @@ mod tests {
     use vellum_store::{LogReader, Options};
 
     fn bodies(input: &str, chunk: u64) -> anyhow::Result<Vec<Vec<u8>>> {
-        let prepared = read_and_prepare(&mut input.as_bytes(), chunk, &Limits::default())?;
-        Ok(prepared.iter().map(|p| p.body().to_vec()).collect())
+        let mut out = Vec::new();
+        for_each_chunk(&mut input.as_bytes(), chunk, |part, lines_before| {
+            let prepared =
+                parse_ndjson_parallel(part, lines_before, &Limits::default(), |c| c.into_body())?;
+            out.extend(prepared);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Chunks cut lines anywhere: the events and the line numbers of errors are those of
@@ -433,18 +502,33 @@ mod tests {
         move || Ok(Store::open(dir, Options::default())?)
     }
 
-    /// A file is validated, then appended a chunk at a time: whatever the chunk and commit
-    /// sizes, every event is stored once, in order, and the totals add up.
+    /// A file (read in place) or a pipe (read from its spooled copy) is validated, then
+    /// appended a chunk at a time: whatever the chunk and commit sizes, every event is stored
+    /// once, in order, and the totals add up.
     #[test]
-    fn a_file_is_appended_in_order_whatever_the_chunks() {
+    fn input_is_appended_in_order_whatever_the_chunks() {
         let input = numbered(40);
         let want: Vec<String> = (0..40).map(|i| format!("e-{i:03}")).collect();
-        for (chunk, batch) in [(1, 1), (7, 3), (150, 8192), (1000, 5), (u64::MAX, 8192)] {
+        let cases = [(1, 1), (7, 3), (150, 8192), (1000, 5), (u64::MAX, 8192)];
+        for ((chunk, batch), piped) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
             let tmp = tempfile::tempdir().unwrap();
             let dir = tmp.path().join("log");
-            let mut file = Cursor::new(input.clone().into_bytes());
-            let totals =
-                append_file(&mut file, chunk, &Limits::default(), open_in(&dir), batch).unwrap();
+            let limits = Limits::default();
+            let totals = if piped {
+                let spool = spool_file().unwrap();
+                append_stream(
+                    &mut input.as_bytes(),
+                    spool,
+                    chunk,
+                    &limits,
+                    open_in(&dir),
+                    batch,
+                )
+            } else {
+                let mut file = Cursor::new(input.clone().into_bytes());
+                append_file(&mut file, chunk, &limits, open_in(&dir), batch)
+            }
+            .unwrap();
             assert_eq!(
                 totals,
                 Totals {
@@ -454,36 +538,45 @@ mod tests {
                     last: Some(39),
                     size: 40
                 },
-                "chunk {chunk}, batch {batch}"
+                "chunk {chunk}, batch {batch}, piped {piped}"
             );
-            assert_eq!(stored_ids(&dir), want, "chunk {chunk}, batch {batch}");
+            assert_eq!(
+                stored_ids(&dir),
+                want,
+                "chunk {chunk}, batch {batch}, piped {piped}"
+            );
         }
     }
 
-    /// A bad line anywhere in a file: the store is never opened, and the line is named.
+    /// A bad line anywhere in a file or a pipe: the store is never opened, and the line is
+    /// named.
     #[test]
-    fn a_bad_line_in_a_file_opens_nothing() {
+    fn a_bad_line_opens_nothing() {
         let mut input = numbered(30);
         input.push_str("{\"category\":\"admin\"}\n");
-        for chunk in [1, 64, u64::MAX] {
+        for (chunk, piped) in [1, 64, u64::MAX]
+            .into_iter()
+            .flat_map(|c| [(c, false), (c, true)])
+        {
             let mut opened = false;
-            let mut file = Cursor::new(input.clone().into_bytes());
-            let err = append_file(
-                &mut file,
-                chunk,
-                &Limits::default(),
-                || {
-                    opened = true;
-                    anyhow::bail!("the store should not be opened")
-                },
-                8192,
-            )
+            let open = || {
+                opened = true;
+                anyhow::bail!("the store should not be opened")
+            };
+            let limits = Limits::default();
+            let err = if piped {
+                let spool = spool_file().unwrap();
+                append_stream(&mut input.as_bytes(), spool, chunk, &limits, open, 8192)
+            } else {
+                let mut file = Cursor::new(input.clone().into_bytes());
+                append_file(&mut file, chunk, &limits, open, 8192)
+            }
             .unwrap_err();
             assert!(
                 format!("{err:#}").contains("line 31"),
                 "chunk {chunk}: {err:#}"
             );
-            assert!(!opened, "chunk {chunk}");
+            assert!(!opened, "chunk {chunk}, piped {piped}");
         }
     }
 
