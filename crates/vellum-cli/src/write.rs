@@ -60,8 +60,8 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
 /// Bytes of input parsed at a time.
 const CHUNK: u64 = 16 << 20;
 
-/// Chunks of events sent to the store and not yet known durable, while a file is
-/// appended: enough to keep the writer busy while the next chunk is parsed.
+/// Chunks of events sent to the store and not yet known durable during the second pass:
+/// enough to keep the writer busy while the next chunk is parsed.
 const IN_FLIGHT_CHUNKS: usize = 2;
 
 /// Standard input as a file, when it is a regular file (`vellum append < events.ndjson`),
