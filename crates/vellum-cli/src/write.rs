@@ -133,7 +133,7 @@ fn validate(
 ) -> anyhow::Result<Validated> {
     let mut chunks = Vec::new();
     let mut events = 0usize;
-    for_each_chunk(input, chunk, |part, lines_before| {
+    for_each_chunk(input, chunk, limits, |part, lines_before| {
         events += parse_ndjson_parallel(part, lines_before, limits, |_| ())?.len();
         keep(part)?;
         chunks.push((part.len(), crc32c::crc32c(part)));
@@ -165,6 +165,7 @@ fn append_validated(
     let second = for_each_chunk(
         &mut input.by_ref().take(total as u64),
         chunk,
+        limits,
         |part, lines_before| {
             line = lines_before + 1;
             if expected.next() != Some((part.len(), crc32c::crc32c(part))) {
@@ -297,13 +298,20 @@ impl<'s> Appending<'s> {
     }
 }
 
+/// Whitespace a line may carry beyond the largest event before it is refused unread.
+const LINE_SLACK: usize = 64 << 10;
+
 /// Reads NDJSON to the end, about `chunk` bytes at a time, and hands each run of complete
-/// lines to `each` with the number of lines before it.
+/// lines to `each` with the number of lines before it. A line that runs past the largest
+/// event (plus `LINE_SLACK`) without ending is refused as soon as that is seen, so memory
+/// stays bounded whatever the input.
 fn for_each_chunk(
     input: &mut impl Read,
     chunk: u64,
+    limits: &Limits,
     mut each: impl FnMut(&[u8], usize) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let longest = limits.max_event_bytes.saturating_add(LINE_SLACK);
     let mut buf: Vec<u8> = Vec::new();
     let mut lines_before = 0usize;
     loop {
@@ -320,6 +328,11 @@ fn for_each_chunk(
         } else {
             match memchr::memrchr(b'\n', &buf) {
                 Some(at) => at + 1,
+                None if buf.len() > longest => bail!(
+                    "line {}: over {longest} bytes and not ended; events are at most {} bytes; nothing was appended",
+                    lines_before + 1,
+                    limits.max_event_bytes
+                ),
                 None => continue,
             }
         };
@@ -445,12 +458,19 @@ mod tests {
 
     fn bodies(input: &str, chunk: u64) -> anyhow::Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
-        for_each_chunk(&mut input.as_bytes(), chunk, |part, lines_before| {
-            let prepared =
-                parse_ndjson_parallel(part, lines_before, &Limits::default(), |c| c.into_body())?;
-            out.extend(prepared);
-            Ok(())
-        })?;
+        for_each_chunk(
+            &mut input.as_bytes(),
+            chunk,
+            &Limits::default(),
+            |part, lines_before| {
+                let prepared =
+                    parse_ndjson_parallel(part, lines_before, &Limits::default(), |c| {
+                        c.into_body()
+                    })?;
+                out.extend(prepared);
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
@@ -578,6 +598,26 @@ mod tests {
             );
             assert!(!opened, "chunk {chunk}, piped {piped}");
         }
+    }
+
+    /// A line that never ends is refused once it is longer than any event could be, not
+    /// read into memory to the end (here: an endless stream of one character).
+    #[test]
+    fn an_endless_line_is_refused_without_reading_it_all() {
+        let limits = Limits {
+            max_event_bytes: 1000,
+        };
+        let mut endless = b"{}\n".chain(std::io::repeat(b'x'));
+        let mut seen = 0;
+        let err = for_each_chunk(&mut endless, 4096, &limits, |part, _| {
+            seen += part.len();
+            Ok(())
+        })
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(msg.contains("events are at most 1000 bytes"), "{msg}");
+        assert_eq!(seen, 3, "the complete first line was handed on");
     }
 
     /// A file that reads differently the second time (changed between the passes): a
