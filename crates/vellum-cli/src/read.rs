@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::json;
 use vellum_event::{Filter, StoredEvent, Timestamp};
-use vellum_store::{ApiKeys, VerifyOptions};
+use vellum_store::{ApiKeys, LogReader, VerifyOptions};
 
 use crate::CheckFailed;
 use crate::args::{ExportArgs, FilterArgs, QueryArgs, TailArgs, VerifyArgs};
@@ -159,13 +159,12 @@ pub(crate) fn parse_filter(f: &FilterArgs) -> anyhow::Result<Filter> {
 
 /// Streams events in index order that match `filter`, up to `limit`.
 fn scan(
-    data: &Path,
+    reader: &LogReader,
     filter: &Filter,
     limit: Option<usize>,
     mut emit: impl FnMut(u64, &[u8]) -> anyhow::Result<()>,
     show_progress: bool,
 ) -> anyhow::Result<()> {
-    let reader = open_reader(data)?;
     let end = reader.size()?;
     let start = reader.first_index()?;
     let bar = if show_progress {
@@ -210,7 +209,7 @@ pub(crate) fn export(data: &Path, args: ExportArgs) -> anyhow::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
     let leaf = args.format == "leaf";
     scan(
-        data,
+        &open_reader(data)?,
         &filter,
         args.filter.limit,
         |_, bytes| {
@@ -262,7 +261,7 @@ pub(crate) fn query(data: &Path, args: QueryArgs) -> anyhow::Result<()> {
             }
         }
         None => scan(
-            data,
+            &reader,
             &filter,
             args.filter.limit,
             |_, bytes| Ok(emit(bytes)?),

@@ -137,13 +137,13 @@ pub enum Lookup {
     Unknown,
 }
 
-/// An admin event about a key.
 /// A read of the audit log (events, a receipt or a proof): `data_access`/`audit_log.read`,
 /// with what was read in its details.
 pub fn log_read(details: serde_json::Value) -> Event {
     Event::new(Category::DataAccess, "audit_log.read", Outcome::Success).with_details(details)
 }
 
+/// An admin event about a key.
 pub fn key_event(action: &str, key: &ApiKey, actor: Option<&ApiKey>) -> Event {
     let mut ev = Event::new(Category::Admin, action, Outcome::Success)
         .with_details(json!({"key_id": key.id, "name": key.name, "role": key.role.as_str()}));

@@ -327,8 +327,6 @@ pub(crate) struct Writer {
     /// Derived state (idx, tree files) that could not be written yet; retried every commit.
     pub derived_error: Option<String>,
     buf: Vec<u8>,
-    leaves: Vec<Hash>,
-    idx_buf: Vec<u8>,
     /// Commits written whose `fdatasync` is still running, oldest first.
     unsynced: VecDeque<Unsynced>,
     /// The sync thread, while `run` runs.
@@ -403,13 +401,6 @@ impl Drop for Syncer {
     }
 }
 
-/// A finished commit: its results, or why its durable events could not be folded in.
-#[derive(Debug)]
-struct Finished {
-    results: Vec<Appended>,
-    error: Option<StoreError>,
-}
-
 /// Commits of at least this many events sync on the sync thread.
 const PIPELINE_MIN_EVENTS: u64 = 2048;
 
@@ -421,16 +412,15 @@ const MAX_UNSYNCED: usize = 4;
 const PARALLEL_FRAMING: usize = 2048;
 
 /// Fills `buf` (laid out by `offsets`: each record's start and payload length) with the
-/// framed records of `events`, indexes from `first_index` on, and sets `leaves` to their
-/// Merkle leaf hashes.
+/// framed records of `events`, indexes from `first_index` on, and returns their Merkle leaf
+/// hashes.
 fn frame(
     buf: &mut [u8],
     offsets: &[(usize, usize)],
     events: &[&Prepared],
     first_index: u64,
     received: &str,
-    leaves: &mut Vec<Hash>,
-) -> Result<()> {
+) -> Result<Vec<Hash>> {
     // One disjoint slice per record, so that they can be filled independently.
     let mut records: Vec<(u64, &mut [u8], &Prepared)> = Vec::with_capacity(events.len());
     let mut rest = buf;
@@ -457,9 +447,23 @@ fn frame(
         records.into_iter().map(one).collect()
     };
     // The layout came from `stored_len` with the same arguments: a mismatch is a bug here.
-    *leaves =
-        hashed.ok_or_else(|| StoreError::Internal("a record did not fit its layout".into()))?;
-    Ok(())
+    hashed.ok_or_else(|| StoreError::Internal("a record did not fit its layout".into()))
+}
+
+/// Answers the appends of one commit: each its own result, or all the same error.
+fn reply_all(replies: Vec<Reply<Appended>>, outcome: Result<Vec<Appended>>) {
+    match outcome {
+        Ok(results) => {
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(Ok(result));
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.for_another_caller()));
+            }
+        }
+    }
 }
 
 /// Most events gathered into one commit.
@@ -498,8 +502,6 @@ impl Writer {
             health: Arc::new(std::sync::Mutex::new(None)),
             derived_error: None,
             buf: Vec::new(),
-            leaves: Vec::new(),
-            idx_buf: Vec::new(),
             unsynced: VecDeque::new(),
             syncer: None,
             next_sync: 0,
@@ -603,13 +605,7 @@ impl Writer {
                 self.stats.fsync_seconds.observe(took.as_secs_f64());
                 while self.unsynced.front().is_some_and(|u| u.sync <= synced) {
                     if let Some(u) = self.unsynced.pop_front() {
-                        let outcome = self.finish(u.written);
-                        for (reply, result) in u.replies.into_iter().zip(outcome.results) {
-                            let _ = reply.send(match &outcome.error {
-                                None => Ok(result),
-                                Some(e) => Err(e.for_another_caller()),
-                            });
-                        }
+                        reply_all(u.replies, self.finish(u.written));
                     }
                 }
             }
@@ -638,9 +634,7 @@ impl Writer {
             self.ids.forget_from(first);
         }
         for u in std::mem::take(&mut self.unsynced) {
-            for reply in u.replies {
-                let _ = reply.send(Err(e.for_another_caller()));
-            }
+            reply_all(u.replies, Err(e.for_another_caller()));
         }
     }
 
@@ -696,12 +690,7 @@ impl Writer {
         let slices: Vec<&[Prepared]> = events.iter().map(Vec::as_slice).collect();
         let written = match self.write_group(&slices) {
             Ok(w) => w,
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.for_another_caller()));
-                }
-                return;
-            }
+            Err(e) => return reply_all(replies, Err(e)),
         };
         drop(slices);
         drop(events);
@@ -717,10 +706,7 @@ impl Writer {
                 let e = StoreError::Internal("the sync thread stopped".into());
                 self.ids.forget_from(written.start_index);
                 self.poison(&e);
-                for reply in replies {
-                    let _ = reply.send(Err(e.for_another_caller()));
-                }
-                return;
+                return reply_all(replies, Err(e));
             }
             self.next_sync = seq;
             Some(seq)
@@ -737,18 +723,7 @@ impl Writer {
             // No sync thread (or nothing to wait for): sync inline and answer.
             None => {
                 let outcome = self.sync_and_finish(written);
-                match outcome {
-                    Ok(results) => {
-                        for (reply, result) in replies.into_iter().zip(results) {
-                            let _ = reply.send(Ok(result));
-                        }
-                    }
-                    Err(e) => {
-                        for reply in replies {
-                            let _ = reply.send(Err(e.for_another_caller()));
-                        }
-                    }
-                }
+                reply_all(replies, outcome)
             }
         }
     }
@@ -775,11 +750,7 @@ impl Writer {
                 .fsync_seconds
                 .observe(started.elapsed().as_secs_f64());
         }
-        let outcome = self.finish(written);
-        match outcome.error {
-            None => Ok(outcome.results),
-            Some(e) => Err(e),
-        }
+        self.finish(written)
     }
 
     /// Lays out, frames and writes a group of appends after everything written before.
@@ -796,7 +767,8 @@ impl Writer {
             u.written.start_index + u.written.events
         });
         let mut next = start_index;
-        self.idx_buf.clear();
+        // The commit's `.idx` entries: offset (filled in once written) and fingerprint.
+        let mut idx = Vec::new();
         // First, in order: skip duplicates, assign indexes and lay the records out.
         let mut accepted: Vec<&Prepared> = Vec::new();
         let mut offsets: Vec<(usize, usize)> = Vec::new(); // (start in buf, payload len)
@@ -824,8 +796,8 @@ impl Writer {
                 total += record::HEADER_LEN + len;
                 accepted.push(ev);
                 self.ids.insert(fp, next);
-                self.idx_buf.extend_from_slice(&[0u8; 8]); // offset, filled in below
-                self.idx_buf.extend_from_slice(&fp);
+                idx.extend_from_slice(&[0u8; 8]);
+                idx.extend_from_slice(&fp);
                 r.indexes.push((next, false));
                 r.first_index.get_or_insert(next);
                 r.last_index = Some(next);
@@ -841,37 +813,33 @@ impl Writer {
         // commits, the bytes still in cache when hashed.
         self.buf.clear();
         self.buf.resize(total, 0);
-        let framed = frame(
-            &mut self.buf,
-            &offsets,
-            &accepted,
-            start_index,
-            received,
-            &mut self.leaves,
-        );
-        if let Err(e) = framed.and_then(|()| {
-            if next > start_index {
-                self.write_unsynced(&offsets)
-            } else {
-                Ok(())
+        let written =
+            frame(&mut self.buf, &offsets, &accepted, start_index, received).and_then(|leaves| {
+                if next > start_index {
+                    self.write_unsynced(&offsets, &mut idx)?;
+                }
+                Ok(leaves)
+            });
+        match written {
+            Ok(leaves) => Ok(Written {
+                results,
+                start_index,
+                events: next - start_index,
+                bytes: self.buf.len() as u64,
+                leaves,
+                idx,
+            }),
+            Err(e) => {
+                self.ids.forget_from(start_index);
+                Err(e)
             }
-        }) {
-            self.ids.forget_from(start_index);
-            return Err(e);
         }
-        Ok(Written {
-            results,
-            start_index,
-            events: next - start_index,
-            bytes: self.buf.len() as u64,
-            leaves: std::mem::take(&mut self.leaves),
-            idx: std::mem::take(&mut self.idx_buf),
-        })
     }
 
     /// Writes the framed records in `buf` after everything written before (rotating first
-    /// if the segment is full, once all written commits are durable).
-    fn write_unsynced(&mut self, offsets: &[(usize, usize)]) -> Result<()> {
+    /// if the segment is full, once all written commits are durable), and fills in their
+    /// offsets in `idx`.
+    fn write_unsynced(&mut self, offsets: &[(usize, usize)], idx: &mut [u8]) -> Result<()> {
         let len = self.buf.len() as u64;
         if self.seg.count > 0 && self.seg.pos + len > self.options.segment_max_bytes {
             self.drain();
@@ -883,7 +851,7 @@ impl Writer {
         let base = self.seg.pos;
         for (i, (at, _)) in offsets.iter().enumerate() {
             let off = (base + *at as u64).to_le_bytes();
-            self.idx_buf[i * IDX_ENTRY..i * IDX_ENTRY + 8].copy_from_slice(&off);
+            idx[i * IDX_ENTRY..i * IDX_ENTRY + 8].copy_from_slice(&off);
         }
         if let Err(e) = self.seg.write(&self.buf) {
             self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -897,7 +865,7 @@ impl Writer {
     /// Everything of a commit that follows its sync: the counters, its `.idx` entries, its
     /// leaves folded into the tree. Failing to write the `.idx` or tree files (disk full)
     /// does not fail the append: the bytes stay queued and are retried.
-    fn finish(&mut self, written: Written) -> Finished {
+    fn finish(&mut self, written: Written) -> Result<Vec<Appended>> {
         let Written {
             results,
             events,
@@ -930,19 +898,13 @@ impl Writer {
             // A tree level file could not even be created: the frontier and the files
             // disagree now, so stop until reopened.
             self.poison(&e);
-            return Finished {
-                results,
-                error: Some(e),
-            };
+            return Err(e);
         }
         if let Some(size) = &self.size_out {
             size.store(self.frontier.size().0, Ordering::Release);
         }
         self.flush_derived();
-        Finished {
-            results,
-            error: None,
-        }
+        Ok(results)
     }
 
     /// Writes queued `.idx` entries and tree nodes; remembers a failure for the next try.
