@@ -391,6 +391,7 @@ fn reopen_active(
     idx.write_all_at(&idx_buf, 0)
         .ctx(|| format!("writing {}", idx_path.display()))?;
     Ok(ActiveSegment {
+        direct: crate::active::open_direct(&path),
         path,
         idx_path,
         file: file.into(),

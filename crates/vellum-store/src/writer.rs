@@ -25,7 +25,7 @@ use vellum_merkle::{Frontier, Hash, TreeSize, leaf_hash};
 use vellum_note::{Checkpoint, Signer};
 
 use crate::Options;
-use crate::active::ActiveSegment;
+use crate::active::{ActiveSegment, CommitBuf};
 use crate::checkpoints::CheckpointWriter;
 use crate::error::{IoContext, Result, StoreError};
 use crate::ids::IdWindow;
@@ -326,7 +326,7 @@ pub(crate) struct Writer {
     pub health: Arc<std::sync::Mutex<Option<String>>>,
     /// Derived state (idx, tree files) that could not be written yet; retried every commit.
     pub derived_error: Option<String>,
-    buf: Vec<u8>,
+    buf: CommitBuf,
     /// Commits written whose `fdatasync` is still running, oldest first.
     unsynced: VecDeque<Unsynced>,
     /// The sync thread, while `run` runs.
@@ -501,7 +501,7 @@ impl Writer {
             stats: Arc::new(StoreStats::default()),
             health: Arc::new(std::sync::Mutex::new(None)),
             derived_error: None,
-            buf: Vec::new(),
+            buf: CommitBuf::default(),
             unsynced: VecDeque::new(),
             syncer: None,
             next_sync: 0,
@@ -809,12 +809,22 @@ impl Writer {
         for r in &mut results {
             r.tree_size = next;
         }
-        // Then frame every record in its place and hash its leaf: on every core for large
+        // Then lay the commit out where it will be written (in a new segment if this one is
+        // full), frame every record in its place and hash its leaf: on every core for large
         // commits, the bytes still in cache when hashed.
-        self.buf.clear();
-        self.buf.resize(total, 0);
-        let written =
-            frame(&mut self.buf, &offsets, &accepted, start_index, received).and_then(|leaves| {
+        let written = self
+            .make_room(total as u64)
+            .and_then(|()| self.seg.lay_out(&mut self.buf, total))
+            .and_then(|()| {
+                frame(
+                    self.buf.records_mut(),
+                    &offsets,
+                    &accepted,
+                    start_index,
+                    received,
+                )
+            })
+            .and_then(|leaves| {
                 if next > start_index {
                     self.write_unsynced(&offsets, &mut idx)?;
                 }
@@ -825,7 +835,7 @@ impl Writer {
                 results,
                 start_index,
                 events: next - start_index,
-                bytes: self.buf.len() as u64,
+                bytes: total as u64,
                 leaves,
                 idx,
             }),
@@ -836,18 +846,23 @@ impl Writer {
         }
     }
 
-    /// Writes the framed records in `buf` after everything written before (rotating first
-    /// if the segment is full, once all written commits are durable), and fills in their
-    /// offsets in `idx`.
-    fn write_unsynced(&mut self, offsets: &[(usize, usize)], idx: &mut [u8]) -> Result<()> {
-        let len = self.buf.len() as u64;
-        if self.seg.count > 0 && self.seg.pos + len > self.options.segment_max_bytes {
+    /// Rotates first if `len` more bytes would make the active segment too large; a new
+    /// segment is started only once every written commit is durable.
+    fn make_room(&mut self, len: u64) -> Result<()> {
+        if len > 0 && self.seg.count > 0 && self.seg.pos + len > self.options.segment_max_bytes {
             self.drain();
             if let Some(why) = &self.poisoned {
                 return Err(StoreError::Poisoned(why.clone()));
             }
             self.rotate()?;
         }
+        Ok(())
+    }
+
+    /// Writes the framed records in `buf` after everything written before, and fills in
+    /// their offsets in `idx`.
+    fn write_unsynced(&mut self, offsets: &[(usize, usize)], idx: &mut [u8]) -> Result<()> {
+        let len = self.buf.records().len() as u64;
         let base = self.seg.pos;
         for (i, (at, _)) in offsets.iter().enumerate() {
             let off = (base + *at as u64).to_le_bytes();
