@@ -5,15 +5,21 @@
 //! (`O_DIRECT`): their bytes go from the writer's buffer to the disk without being copied
 //! into the page cache, which for a bulk load costs more CPU than framing and hashing
 //! (fresh pages to allocate, a copy, writeback). A direct write covers whole 4 KiB blocks:
-//! it starts with the bytes already in the block the commit begins in, rewritten unchanged,
-//! and ends with zeros to the end of the last block — the same zeros that end the written
-//! part of a preallocated segment. Where the file system refuses direct I/O, every commit
-//! is written through the page cache.
+//! it starts with the bytes already in the block the commit begins in (kept in memory,
+//! `tail`), rewritten unchanged, and ends with zeros to the end of the last block — the same
+//! zeros that end the written part of a preallocated segment. A large commit can be
+//! written later, on the sync thread ([`ActiveSegment::write_later`]): its space is
+//! reserved first (`fallocate`, so a full disk fails it here and changes nothing), and
+//! the writes are performed in the order they were laid out. Where the file system refuses
+//! direct I/O (probed when the segment is opened), every commit goes through the page cache.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use rustix::fs::{FallocateFlags, OFlags};
+use rustix::io::Errno;
 
 use crate::error::{IoContext, Result};
 use crate::layout::{self, Layout};
@@ -54,20 +60,57 @@ impl CommitBuf {
         &self.raw[self.start + self.head..][..self.len]
     }
 
+    /// Laid out for a direct write.
+    pub(crate) fn is_direct(&self) -> bool {
+        self.direct
+    }
+
     /// Everything the write covers: head, records, padding.
     fn whole(&self) -> &[u8] {
         &self.raw[self.start..][..self.head + self.len + self.pad]
     }
 }
 
+/// A direct write of a commit, laid out and its space reserved, to be performed later
+/// (on the sync thread, before the `fdatasync` that makes it durable). Writes must be
+/// performed in the order they were made: each rewrites the start of the block the one
+/// before it ended in.
+#[derive(Debug)]
+pub(crate) struct DirectWrite {
+    file: Arc<File>,
+    at: u64,
+    buf: CommitBuf,
+}
+
+impl DirectWrite {
+    pub(crate) fn perform(&self) -> std::io::Result<()> {
+        self.file.write_all_at(self.buf.whole(), self.at)
+    }
+
+    /// The buffer, for the next commit.
+    pub(crate) fn into_buf(self) -> CommitBuf {
+        self.buf
+    }
+}
+
+/// How [`ActiveSegment::write_later`] dealt with a commit.
+#[derive(Debug)]
+pub(crate) enum Staged {
+    /// Written already (through the page cache); the buffer can be reused.
+    Written(CommitBuf),
+    /// To be performed before the next `fdatasync`.
+    Later(DirectWrite),
+}
+
 /// The segment opened a second time for direct writes, or `None` where the file system
 /// refuses `O_DIRECT`.
-pub(crate) fn open_direct(path: &Path) -> Option<File> {
+fn open_direct(path: &Path) -> Option<Arc<File>> {
     OpenOptions::new()
         .write(true)
-        .custom_flags(libc::O_DIRECT)
+        .custom_flags(OFlags::DIRECT.bits() as i32)
         .open(path)
         .ok()
+        .map(Arc::new)
 }
 
 #[derive(Debug)]
@@ -76,16 +119,19 @@ pub(crate) struct ActiveSegment {
     pub idx_path: PathBuf,
     pub file: Arc<File>,
     /// The same file opened with `O_DIRECT`, for large commits.
-    pub direct: Option<File>,
+    direct: Option<Arc<File>>,
     pub idx: File,
     pub first_index: u64,
     pub created_micros: i64,
     /// Records in the segment.
     pub count: u64,
     /// Offset just past the last record.
-    pub pos: u64,
+    pos: u64,
+    /// The bytes before `pos` in the 4 KiB block `pos` is in: what a direct write starting
+    /// at `pos` rewrites (from memory: the write before it may not be performed yet).
+    tail: Vec<u8>,
     /// Length of the file (records plus zeroed space).
-    pub allocated: u64,
+    allocated: u64,
     /// `.idx` entries of durable records not yet written to the `.idx` file.
     pub idx_pending: Vec<u8>,
     /// Entries in the `.idx` file.
@@ -127,29 +173,88 @@ impl ActiveSegment {
                 return Err(e);
             }
         };
-        Ok(Self {
+        Self::reopen(
+            path,
+            idx_path,
+            file,
+            idx,
+            (first_index, now_micros),
+            0,
+            (segment::HEADER_LEN, segment::HEADER_LEN),
+        )
+    }
+
+    /// The active segment as recovery found it (or as just created): `count` records
+    /// ending at `pos`, the file `allocated` bytes long (zeros after `pos`).
+    pub(crate) fn reopen(
+        path: PathBuf,
+        idx_path: PathBuf,
+        file: File,
+        idx: File,
+        (first_index, created_micros): (u64, i64),
+        count: u64,
+        (pos, allocated): (u64, u64),
+    ) -> Result<Self> {
+        let in_block = pos % DIRECT_ALIGN as u64;
+        let mut tail = vec![0u8; in_block as usize];
+        file.read_exact_at(&mut tail, pos - in_block)
+            .ctx(|| format!("reading {}", path.display()))?;
+        let mut seg = Self {
             direct: open_direct(&path),
             path,
             idx_path,
             file: Arc::new(file),
             idx,
             first_index,
-            created_micros: now_micros,
-            count: 0,
-            pos: segment::HEADER_LEN,
-            allocated: segment::HEADER_LEN,
+            created_micros,
+            count,
+            pos,
+            tail,
+            allocated,
             idx_pending: Vec::new(),
-            idx_written: 0,
-        })
+            idx_written: count,
+        };
+        seg.probe_direct();
+        Ok(seg)
+    }
+
+    /// Keeps the direct descriptor only if a direct write works here: rewrites the block
+    /// `pos` is in as it is (its bytes up to `pos`, zeros after). Writes handed to the sync
+    /// thread then fail only as any write can.
+    fn probe_direct(&mut self) {
+        if self.direct.is_some() {
+            let mut buf = CommitBuf::default();
+            self.lay_out_as(&mut buf, 0, true);
+            let at = self.pos - buf.head as u64;
+            let works = self.write(&buf).is_ok()
+                && rustix::fs::fallocate(
+                    &*self.file,
+                    FallocateFlags::empty(),
+                    at,
+                    DIRECT_ALIGN as u64,
+                )
+                .is_ok();
+            if !works {
+                self.direct = None;
+            }
+        }
+    }
+
+    /// Offset just past the last record.
+    pub(crate) fn pos(&self) -> u64 {
+        self.pos
     }
 
     /// Lays `buf` out for a commit of `len` bytes of framed records written at `pos`:
-    /// the records zeroed, ready to be framed in [`CommitBuf::records_mut`]. For a direct
-    /// write it reads the bytes of the commit's first block that are already written.
-    pub(crate) fn lay_out(&self, buf: &mut CommitBuf, len: usize) -> Result<()> {
+    /// the records zeroed, ready to be framed in [`CommitBuf::records_mut`].
+    pub(crate) fn lay_out(&self, buf: &mut CommitBuf, len: usize) {
         let direct = self.direct.is_some() && len as u64 >= LARGE_COMMIT;
+        self.lay_out_as(buf, len, direct);
+    }
+
+    fn lay_out_as(&self, buf: &mut CommitBuf, len: usize, direct: bool) {
         let (head, pad) = if direct {
-            let head = (self.pos % DIRECT_ALIGN as u64) as usize;
+            let head = self.tail.len();
             (
                 head,
                 (DIRECT_ALIGN - (head + len) % DIRECT_ALIGN) % DIRECT_ALIGN,
@@ -167,19 +272,15 @@ impl ActiveSegment {
             0
         };
         (buf.head, buf.len, buf.pad, buf.direct) = (head, len, pad, direct);
-        if head > 0 {
-            let at = self.pos - head as u64;
-            self.file
-                .read_exact_at(&mut buf.raw[buf.start..][..head], at)
-                .ctx(|| format!("reading {}", self.path.display()))?;
+        if direct {
+            buf.raw[buf.start..][..head].copy_from_slice(&self.tail);
         }
-        Ok(())
     }
 
     /// Writes the records laid out in `buf` (by [`ActiveSegment::lay_out`], since when
-    /// nothing was written) after the last record. Not yet durable. On failure the bytes
-    /// that may have landed are zeroed again, so the segment is as it was; the error says
-    /// whether that worked.
+    /// nothing was written) after the last record, now. Not yet durable. On failure the
+    /// bytes that may have landed are zeroed again, so the segment is as it was; the error
+    /// says whether that worked.
     pub(crate) fn write(&mut self, buf: &CommitBuf) -> Result<()> {
         if buf.direct
             && let Some(direct) = &self.direct
@@ -189,11 +290,12 @@ impl ActiveSegment {
             match direct.write_all_at(whole, at) {
                 Ok(()) => {
                     self.allocated = self.allocated.max(at + whole.len() as u64);
+                    self.advance(buf.records());
                     return Ok(());
                 }
-                // The file system takes `O_DIRECT` at open but not these writes: write
+                // The file system takes `O_DIRECT` at open but not this write: write
                 // through the page cache from now on.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                Err(e) if e.raw_os_error() == Some(Errno::INVAL.raw_os_error()) => {
                     self.direct = None;
                     self.undo(buf.len as u64 + buf.pad as u64);
                 }
@@ -204,6 +306,55 @@ impl ActiveSegment {
             }
         }
         self.write_buffered(buf.records())
+    }
+
+    /// Like [`ActiveSegment::write`], except that a direct write is only made ready: its
+    /// space is reserved and the segment counts it as written, and the caller performs it
+    /// before the next `fdatasync` of the segment, after every direct write made before.
+    /// A failure to reserve (a full disk) changes nothing.
+    pub(crate) fn write_later(&mut self, buf: CommitBuf) -> Result<Staged> {
+        let direct = match &self.direct {
+            Some(direct) if buf.direct => Arc::clone(direct),
+            _ => return self.write(&buf).map(|()| Staged::Written(buf)),
+        };
+        let at = self.pos - buf.head as u64;
+        let end = at + buf.whole().len() as u64;
+        if end > self.allocated {
+            let reserved = rustix::fs::fallocate(
+                &*self.file,
+                FallocateFlags::empty(),
+                self.allocated,
+                end - self.allocated,
+            );
+            match reserved {
+                Ok(()) => self.allocated = end,
+                Err(e) => {
+                    let _ = self.file.set_len(self.allocated);
+                    return Err(std::io::Error::from(e))
+                        .ctx(|| format!("reserving space in {}", self.path.display()));
+                }
+            }
+        }
+        self.advance(buf.records());
+        Ok(Staged::Later(DirectWrite {
+            file: direct,
+            at,
+            buf,
+        }))
+    }
+
+    /// Counts `records`, written (or to be) at `pos`.
+    fn advance(&mut self, records: &[u8]) {
+        let end = self.pos + records.len() as u64;
+        let keep = (end % DIRECT_ALIGN as u64) as usize;
+        match records.len().checked_sub(keep) {
+            Some(from) => {
+                self.tail.clear();
+                self.tail.extend_from_slice(&records[from..]);
+            }
+            None => self.tail.extend_from_slice(records),
+        }
+        self.pos = end;
     }
 
     fn write_buffered(&mut self, bytes: &[u8]) -> Result<()> {
@@ -222,6 +373,7 @@ impl ActiveSegment {
             return Err(e).ctx(|| format!("writing {}", self.path.display()));
         }
         self.allocated = self.allocated.max(end);
+        self.advance(bytes);
         Ok(())
     }
 
@@ -308,20 +460,55 @@ mod tests {
             .collect()
     }
 
+    /// How the commits of a case are written.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Way {
+        /// What a file system that refuses `O_DIRECT` gives.
+        PageCache,
+        /// Large commits direct, written at once.
+        Direct,
+        /// Large commits direct, performed only when a write is made at once or at the end
+        /// (as on the sync thread): their first block comes from memory.
+        Later,
+        /// Like `Direct`, the segment reopened after every commit (its tail read back).
+        Reopened,
+    }
+
+    fn reopen(seg: ActiveSegment) -> ActiveSegment {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&seg.path)
+            .expect("open");
+        let idx = OpenOptions::new()
+            .write(true)
+            .open(&seg.idx_path)
+            .expect("open idx");
+        ActiveSegment::reopen(
+            seg.path.clone(),
+            seg.idx_path.clone(),
+            file,
+            idx,
+            (seg.first_index, seg.created_micros),
+            seg.count,
+            (seg.pos, seg.allocated),
+        )
+        .expect("reopen")
+    }
+
     /// Writes `commits` as the writer does; returns the payloads and the segment.
     fn write_all(
         dir: &Path,
         commits: &[(usize, usize)],
-        direct: bool,
+        way: Way,
     ) -> (Vec<Vec<u8>>, ActiveSegment) {
         let layout = Layout::new(dir);
         crate::layout::create_dir(&layout.segments_dir()).expect("segments dir");
         let mut seg = ActiveSegment::create(&layout, 0, 0).expect("create");
-        if !direct {
-            // What a file system that refuses `O_DIRECT` gives.
+        if way == Way::PageCache {
             seg.direct = None;
         }
-        let mut buf = CommitBuf::default();
+        let mut pending: Vec<DirectWrite> = Vec::new();
         let mut payloads = Vec::new();
         for (c, &(n, len)) in commits.iter().enumerate() {
             let mut framed = Vec::new();
@@ -330,55 +517,81 @@ mod tests {
                 record::encode(&mut framed, &p);
                 payloads.push(p);
             }
-            seg.lay_out(&mut buf, framed.len()).expect("lay out");
+            let mut buf = CommitBuf::default();
+            seg.lay_out(&mut buf, framed.len());
             assert!(buf.records_mut().iter().all(|&b| b == 0));
             buf.records_mut().copy_from_slice(&framed);
-            seg.write(&buf).expect("write");
-            seg.pos += framed.len() as u64;
+            if way == Way::Later && buf.is_direct() {
+                match seg.write_later(buf).expect("stage") {
+                    Staged::Later(w) => pending.push(w),
+                    Staged::Written(_) => panic!("a direct write was made at once"),
+                }
+            } else {
+                for w in pending.drain(..) {
+                    w.perform().expect("perform");
+                }
+                seg.write(&buf).expect("write");
+            }
             seg.count += n as u64;
+            if way == Way::Reopened {
+                seg = reopen(seg);
+            }
+        }
+        for w in pending {
+            w.perform().expect("perform");
         }
         (payloads, seg)
     }
 
     #[test]
-    fn direct_and_page_cache_writes_leave_the_same_records() {
+    fn every_way_of_writing_leaves_the_same_records() {
         for &(name, commits) in CASES {
             let mut files = Vec::new();
-            for direct in [true, false] {
+            for way in [Way::PageCache, Way::Direct, Way::Later, Way::Reopened] {
                 let dir = tempfile::tempdir().expect("tempdir");
-                let (payloads, mut seg) = write_all(dir.path(), commits, direct);
+                let (payloads, mut seg) = write_all(dir.path(), commits, way);
                 let could = open_direct(&seg.path).is_some();
                 // No write was refused: where the file system takes `O_DIRECT`, it was used.
-                assert_eq!(seg.direct.is_some(), direct && could, "{name}");
+                assert_eq!(
+                    seg.direct.is_some(),
+                    way != Way::PageCache && could,
+                    "{name} {way:?}"
+                );
                 let bytes = std::fs::read(&seg.path).expect("read");
-                assert_eq!(bytes.len() as u64, seg.allocated, "{name}");
+                assert_eq!(bytes.len() as u64, seg.allocated, "{name} {way:?}");
                 let (written, after) = bytes.split_at(seg.pos as usize);
                 assert!(
                     after.iter().all(|&b| b == 0),
-                    "{name}: not zeros after the records"
+                    "{name} {way:?}: not zeros after the records"
                 );
                 let mut at = segment::HEADER_LEN as usize;
                 for (i, p) in payloads.iter().enumerate() {
                     assert_eq!(
                         record::decode(&bytes[at..], true),
                         Frame::Record(p),
-                        "{name}: record {i}"
+                        "{name} {way:?}: record {i}"
                     );
                     at += record::HEADER_LEN + p.len();
                 }
-                assert_eq!(record::decode(&bytes[at..], true), Frame::End, "{name}");
+                assert_eq!(
+                    record::decode(&bytes[at..], true),
+                    Frame::End,
+                    "{name} {way:?}"
+                );
                 files.push(written.to_vec());
                 seg.seal().expect("seal");
                 assert_eq!(
                     std::fs::metadata(&seg.path).expect("stat").len(),
                     seg.pos,
-                    "{name}"
+                    "{name} {way:?}"
                 );
             }
-            assert!(
-                files[0] == files[1],
-                "{name}: direct and page cache writes differ"
-            );
+            for (i, f) in files.iter().enumerate() {
+                assert!(
+                    *f == files[0],
+                    "{name}: way {i} wrote other bytes than the page cache"
+                );
+            }
         }
     }
 }

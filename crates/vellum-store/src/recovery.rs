@@ -390,20 +390,15 @@ fn reopen_active(
         .ctx(|| format!("opening {}", idx_path.display()))?;
     idx.write_all_at(&idx_buf, 0)
         .ctx(|| format!("writing {}", idx_path.display()))?;
-    Ok(ActiveSegment {
-        direct: crate::active::open_direct(&path),
+    ActiveSegment::reopen(
         path,
         idx_path,
-        file: file.into(),
+        file,
         idx,
-        first_index: first,
-        created_micros,
+        (first, created_micros),
         count,
-        pos: end.end,
-        allocated: end.file_len,
-        idx_pending: Vec::new(),
-        idx_written: count,
-    })
+        (end.end, end.file_len),
+    )
 }
 
 /// Calls `f(index, payload)` for every record with index in `[from, to)`.

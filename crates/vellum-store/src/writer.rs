@@ -7,10 +7,12 @@
 //! answer. A failure before the fdatasync leaves the segment as it was and fails only that
 //! commit; a failure of the fdatasync or after it poisons the writer (restart recovers).
 //!
-//! Large commits (≥ `PIPELINE_MIN_EVENTS`) are synced on a sync thread: while one is being
-//! synced, the writer lays out and writes the next after it. Commits still finish (tree,
+//! Large commits (≥ `PIPELINE_MIN_EVENTS`) are synced on a sync thread — and, when they are
+//! direct writes, written there too, in order, just before the sync: while one is being
+//! written and synced, the writer lays out the next after it. Commits still finish (tree,
 //! `.idx`, answers) one at a time, in order, each only after a sync that began after its
-//! write returned. A failed sync fails every commit written since the last good one.
+//! write returned. A failed write or sync there fails every commit written since the last
+//! good one and poisons the writer.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -25,7 +27,7 @@ use vellum_merkle::{Frontier, Hash, TreeSize, leaf_hash};
 use vellum_note::{Checkpoint, Signer};
 
 use crate::Options;
-use crate::active::{ActiveSegment, CommitBuf};
+use crate::active::{ActiveSegment, CommitBuf, DirectWrite, Staged};
 use crate::checkpoints::CheckpointWriter;
 use crate::error::{IoContext, Result, StoreError};
 use crate::ids::IdWindow;
@@ -326,7 +328,8 @@ pub(crate) struct Writer {
     pub health: Arc<std::sync::Mutex<Option<String>>>,
     /// Derived state (idx, tree files) that could not be written yet; retried every commit.
     pub derived_error: Option<String>,
-    buf: CommitBuf,
+    /// Commit buffers to reuse (the sync thread hands back those it wrote).
+    spare: Vec<CommitBuf>,
     /// Commits written whose `fdatasync` is still running, oldest first.
     unsynced: VecDeque<Unsynced>,
     /// The sync thread, while `run` runs.
@@ -354,32 +357,69 @@ struct Written {
     bytes: u64,
     leaves: Vec<Hash>,
     idx: Vec<u8>,
+    /// Synced on the sync thread.
+    pipelined: bool,
+    /// Written on the sync thread too (a direct write, handed over in `later`).
+    staged: bool,
+    later: Option<DirectWrite>,
 }
 
 /// Runs the active segment's `fdatasync`s on a thread of its own, so that the writer lays out
 /// and writes the next commit meanwhile. Requests waiting together get one sync (that of
-/// the latest: a sync covers every write completed before it started).
+/// the latest: a sync covers every write completed before it started). A request may carry
+/// a commit's direct write: the thread performs the writes in the order they were sent,
+/// then syncs, and hands their buffers back. After a failed write it writes nothing more
+/// (the writes after it rewrite the block it ended in) and fails every request.
 #[derive(Debug)]
 struct Syncer {
-    requests: Option<mpsc::Sender<(u64, Arc<File>)>>,
-    done: Receiver<(u64, std::io::Result<Duration>)>,
+    requests: Option<mpsc::Sender<SyncRequest>>,
+    done: Receiver<SyncDone>,
     thread: Option<JoinHandle<()>>,
 }
 
+struct SyncRequest {
+    seq: u64,
+    file: Arc<File>,
+    write: Option<DirectWrite>,
+}
+
+/// The latest request synced (or failed), and the buffers of the writes performed.
+type SyncDone = (u64, std::io::Result<Duration>, Vec<CommitBuf>);
+
 impl Syncer {
     fn start() -> std::io::Result<Syncer> {
-        let (requests, rx) = mpsc::channel::<(u64, Arc<File>)>();
-        let (tx, done) = mpsc::channel();
+        let (requests, rx) = mpsc::channel::<SyncRequest>();
+        let (tx, done) = mpsc::channel::<SyncDone>();
         let thread = std::thread::Builder::new()
             .name("vellum-sync".into())
             .spawn(move || {
-                while let Ok((mut seq, mut file)) = rx.recv() {
-                    while let Ok((later, f)) = rx.try_recv() {
-                        (seq, file) = (later, f);
-                    }
+                let mut failed = false;
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter());
                     let started = Instant::now();
-                    let result = file.sync_data().map(|()| started.elapsed());
-                    if tx.send((seq, result)).is_err() {
+                    let mut result = Ok(());
+                    let mut buffers = Vec::new();
+                    let mut last = None;
+                    for request in batch {
+                        if let Some(write) = request.write {
+                            if !failed && result.is_ok() {
+                                result = write.perform();
+                            }
+                            buffers.push(write.into_buf());
+                        }
+                        last = Some((request.seq, request.file));
+                    }
+                    let Some((seq, file)) = last else { continue };
+                    failed |= result.is_err();
+                    let result = if failed {
+                        result.and(Err(std::io::Error::other(
+                            "an earlier write of this segment failed",
+                        )))
+                    } else {
+                        file.sync_data().map(|()| started.elapsed())
+                    };
+                    if tx.send((seq, result, buffers)).is_err() {
                         break;
                     }
                 }
@@ -400,6 +440,9 @@ impl Drop for Syncer {
         }
     }
 }
+
+/// Commit buffers kept for reuse: one being filled while the sync thread writes another.
+const SPARE_BUFFERS: usize = 2;
 
 /// Commits of at least this many events sync on the sync thread.
 const PIPELINE_MIN_EVENTS: u64 = 2048;
@@ -501,7 +544,7 @@ impl Writer {
             stats: Arc::new(StoreStats::default()),
             health: Arc::new(std::sync::Mutex::new(None)),
             derived_error: None,
-            buf: CommitBuf::default(),
+            spare: Vec::new(),
             unsynced: VecDeque::new(),
             syncer: None,
             next_sync: 0,
@@ -592,7 +635,7 @@ impl Writer {
         } else {
             syncer.done.try_recv().ok()
         };
-        let Some((synced, result)) = answer else {
+        let Some((synced, result, buffers)) = answer else {
             if block {
                 // The sync thread is gone: nothing waiting can be known durable.
                 let e = StoreError::Internal("the sync thread stopped".into());
@@ -600,6 +643,7 @@ impl Writer {
             }
             return;
         };
+        self.recycle(buffers);
         match result {
             Ok(took) => {
                 self.stats.fsync_seconds.observe(took.as_secs_f64());
@@ -611,10 +655,19 @@ impl Writer {
             }
             Err(source) => {
                 let e = StoreError::Io {
-                    context: format!("syncing {}", self.seg.path.display()),
+                    context: format!("writing and syncing {}", self.seg.path.display()),
                     source,
                 };
                 self.fail_unsynced(&e);
+            }
+        }
+    }
+
+    /// Keeps a few commit buffers for reuse; more would only hold memory after a burst.
+    fn recycle(&mut self, buffers: impl IntoIterator<Item = CommitBuf>) {
+        for buf in buffers {
+            if self.spare.len() < SPARE_BUFFERS {
+                self.spare.push(buf);
             }
         }
     }
@@ -688,7 +741,7 @@ impl Writer {
         let (events, replies): (Vec<Vec<Prepared>>, Vec<Reply<Appended>>) =
             group.into_iter().unzip();
         let slices: Vec<&[Prepared]> = events.iter().map(Vec::as_slice).collect();
-        let written = match self.write_group(&slices) {
+        let mut written = match self.write_group(&slices, true) {
             Ok(w) => w,
             Err(e) => return reply_all(replies, Err(e)),
         };
@@ -696,43 +749,44 @@ impl Writer {
         drop(events);
         // Small commits (and those of duplicates only) sync inline, once the commits before
         // them are durable: handing a short sync to another thread costs more than it
-        // overlaps. Large ones (milliseconds of writeback) sync on the sync thread while the
-        // next commit is laid out and written.
-        let sync = if written.events >= PIPELINE_MIN_EVENTS
-            && let Some(requests) = self.syncer.as_ref().and_then(|s| s.requests.as_ref())
-        {
-            let seq = self.next_sync + 1;
-            if requests.send((seq, Arc::clone(&self.seg.file))).is_err() {
-                let e = StoreError::Internal("the sync thread stopped".into());
-                self.ids.forget_from(written.start_index);
-                self.poison(&e);
-                return reply_all(replies, Err(e));
-            }
-            self.next_sync = seq;
-            Some(seq)
-        } else {
+        // overlaps. Large ones (milliseconds of writeback) are written (if direct) and
+        // synced on the sync thread while the next commit is laid out.
+        if !written.pipelined {
             self.drain();
-            None
-        };
-        match sync {
-            Some(sync) => self.unsynced.push_back(Unsynced {
-                sync,
-                replies,
-                written,
-            }),
-            // No sync thread (or nothing to wait for): sync inline and answer.
-            None => {
-                let outcome = self.sync_and_finish(written);
-                reply_all(replies, outcome)
-            }
+            let outcome = self.sync_and_finish(written);
+            return reply_all(replies, outcome);
         }
+        let seq = self.next_sync + 1;
+        let request = SyncRequest {
+            seq,
+            file: Arc::clone(&self.seg.file),
+            write: written.later.take(),
+        };
+        let sent = self
+            .syncer
+            .as_ref()
+            .and_then(|s| s.requests.as_ref())
+            .is_some_and(|requests| requests.send(request).is_ok());
+        if !sent {
+            // The segment counts a write that will never be made: stop until reopened.
+            let e = StoreError::Internal("the sync thread stopped".into());
+            self.ids.forget_from(written.start_index);
+            self.poison(&e);
+            return reply_all(replies, Err(e));
+        }
+        self.next_sync = seq;
+        self.unsynced.push_back(Unsynced {
+            sync: seq,
+            replies,
+            written,
+        });
     }
 
     /// Makes a group of appends durable; one result per append. Waits for commits already
     /// written first.
     pub(crate) fn commit(&mut self, groups: &[&[Prepared]]) -> Result<Vec<Appended>> {
         self.drain();
-        let written = self.write_group(groups)?;
+        let written = self.write_group(groups, false)?;
         self.sync_and_finish(written)
     }
 
@@ -756,7 +810,7 @@ impl Writer {
     /// Lays out, frames and writes a group of appends after everything written before.
     /// Nothing is durable, acknowledged or in the tree yet. A failure leaves the segment as
     /// it was and fails only this group.
-    fn write_group(&mut self, groups: &[&[Prepared]]) -> Result<Written> {
+    fn write_group(&mut self, groups: &[&[Prepared]], may_pipeline: bool) -> Result<Written> {
         if let Some(why) = &self.poisoned {
             return Err(StoreError::Poisoned(why.clone()));
         }
@@ -809,35 +863,25 @@ impl Writer {
         for r in &mut results {
             r.tree_size = next;
         }
-        // Then lay the commit out where it will be written (in a new segment if this one is
-        // full), frame every record in its place and hash its leaf: on every core for large
-        // commits, the bytes still in cache when hashed.
-        let written = self
-            .make_room(total as u64)
-            .and_then(|()| self.seg.lay_out(&mut self.buf, total))
-            .and_then(|()| {
-                frame(
-                    self.buf.records_mut(),
-                    &offsets,
-                    &accepted,
-                    start_index,
-                    received,
-                )
-            })
-            .and_then(|leaves| {
-                if next > start_index {
-                    self.write_unsynced(&offsets, &mut idx)?;
-                }
-                Ok(leaves)
-            });
-        match written {
-            Ok(leaves) => Ok(Written {
+        let events = next - start_index;
+        let pipelined = may_pipeline && events >= PIPELINE_MIN_EVENTS && self.syncer.is_some();
+        match self.lay_out_and_write(
+            &offsets,
+            &accepted,
+            &mut idx,
+            (start_index, received),
+            pipelined,
+        ) {
+            Ok((leaves, later)) => Ok(Written {
                 results,
                 start_index,
-                events: next - start_index,
+                events,
                 bytes: total as u64,
                 leaves,
                 idx,
+                pipelined,
+                staged: later.is_some(),
+                later,
             }),
             Err(e) => {
                 self.ids.forget_from(start_index);
@@ -846,34 +890,73 @@ impl Writer {
         }
     }
 
+    /// Lays the commit out where it will be written (in a new segment if this one is full),
+    /// frames every record in its place and hashes its leaf (on every core for large
+    /// commits, the bytes still in cache when hashed), then writes it — or, for a large
+    /// direct write to be synced on the sync thread (`pipelined`), hands it back to be
+    /// performed there. A write made here waits for every write handed over before it.
+    fn lay_out_and_write(
+        &mut self,
+        offsets: &[(usize, usize)],
+        accepted: &[&Prepared],
+        idx: &mut [u8],
+        (start_index, received): (u64, &str),
+        pipelined: bool,
+    ) -> Result<(Vec<Hash>, Option<DirectWrite>)> {
+        let total = offsets
+            .last()
+            .map_or(0, |(at, len)| at + record::HEADER_LEN + len);
+        self.make_room(total as u64)?;
+        let mut buf = self.spare.pop().unwrap_or_default();
+        self.seg.lay_out(&mut buf, total);
+        let leaves = frame(buf.records_mut(), offsets, accepted, start_index, received)?;
+        if accepted.is_empty() {
+            self.recycle([buf]);
+            return Ok((leaves, None));
+        }
+        let later = pipelined && buf.is_direct();
+        if !later && self.unsynced.iter().any(|u| u.written.staged) {
+            self.drain();
+            if let Some(why) = &self.poisoned {
+                return Err(StoreError::Poisoned(why.clone()));
+            }
+        }
+        let base = self.seg.pos();
+        for (i, (at, _)) in offsets.iter().enumerate() {
+            let off = (base + *at as u64).to_le_bytes();
+            idx[i * IDX_ENTRY..i * IDX_ENTRY + 8].copy_from_slice(&off);
+        }
+        let staged = if later {
+            self.seg.write_later(buf)
+        } else {
+            self.seg.write(&buf).map(|()| Staged::Written(buf))
+        };
+        let staged = staged.inspect_err(|_| {
+            self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+        })?;
+        self.seg.count += offsets.len() as u64;
+        Ok((
+            leaves,
+            match staged {
+                Staged::Written(buf) => {
+                    self.recycle([buf]);
+                    None
+                }
+                Staged::Later(write) => Some(write),
+            },
+        ))
+    }
+
     /// Rotates first if `len` more bytes would make the active segment too large; a new
     /// segment is started only once every written commit is durable.
     fn make_room(&mut self, len: u64) -> Result<()> {
-        if len > 0 && self.seg.count > 0 && self.seg.pos + len > self.options.segment_max_bytes {
+        if len > 0 && self.seg.count > 0 && self.seg.pos() + len > self.options.segment_max_bytes {
             self.drain();
             if let Some(why) = &self.poisoned {
                 return Err(StoreError::Poisoned(why.clone()));
             }
             self.rotate()?;
         }
-        Ok(())
-    }
-
-    /// Writes the framed records in `buf` after everything written before, and fills in
-    /// their offsets in `idx`.
-    fn write_unsynced(&mut self, offsets: &[(usize, usize)], idx: &mut [u8]) -> Result<()> {
-        let len = self.buf.records().len() as u64;
-        let base = self.seg.pos;
-        for (i, (at, _)) in offsets.iter().enumerate() {
-            let off = (base + *at as u64).to_le_bytes();
-            idx[i * IDX_ENTRY..i * IDX_ENTRY + 8].copy_from_slice(&off);
-        }
-        if let Err(e) = self.seg.write(&self.buf) {
-            self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-            return Err(e);
-        }
-        self.seg.pos += len;
-        self.seg.count += offsets.len() as u64;
         Ok(())
     }
 
