@@ -441,8 +441,10 @@ impl Drop for Syncer {
     }
 }
 
-/// Commit buffers kept for reuse: one being filled while the sync thread writes another.
-const SPARE_BUFFERS: usize = 2;
+/// Commit buffers kept for reuse: as many as commits can be in flight, plus the one being
+/// laid out. Fewer, and a bulk load keeps allocating fresh ones (megabytes of pages for the
+/// kernel to zero each time); they are dropped once the writer is idle.
+const SPARE_BUFFERS: usize = MAX_UNSYNCED + 1;
 
 /// Commits of at least this many events sync on the sync thread.
 const PIPELINE_MIN_EVENTS: u64 = 2048;
@@ -563,6 +565,8 @@ impl Writer {
                     match rx.recv_timeout(self.options.checkpoint_interval) {
                         Ok(c) => c,
                         Err(RecvTimeoutError::Timeout) => {
+                            // Idle: nothing to keep buffers for.
+                            self.spare.clear();
                             self.tick();
                             continue;
                         }
