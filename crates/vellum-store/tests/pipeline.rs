@@ -1,11 +1,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Large commits are synced on the sync thread while the writer writes the next ones. With
-//! several appenders keeping large appends in flight (so commits overlap their syncs, and
-//! segments rotate between them), every acknowledged event must be stored once at the index
-//! it was given, re-sent events must come back as duplicates of those indexes, the tree
-//! must match, and the log must verify after reopening.
+//! Large commits are written (direct) and synced on the sync thread while the writer lays
+//! out the next ones. With several appenders keeping large appends in flight (so commits
+//! overlap their syncs, and segments rotate between them), every acknowledged event must be
+//! stored once at the index it was given, re-sent events must come back as duplicates of
+//! those indexes, the tree must match, and the log must verify after reopening.
+//!
+//! A full disk fails a large commit and changes nothing: the commit's space is reserved
+//! before its direct write is handed to the sync thread, so the error comes back to that
+//! append alone, the writer is not poisoned, and once there is room again appends (large
+//! and small) go on where they stopped. That test runs on a small tmpfs, so it needs root
+//! (`mount`); `.ci/run` runs as root.
 
 use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use vellum_event::{Category, Event, Outcome, StoredEvent};
@@ -87,18 +96,120 @@ fn overlapping_large_commits_keep_every_acknowledged_event() {
     assert_eq!(reopened.tree_size(), total as u64);
     drop(reopened);
 
-    let reader = LogReader::open(&dir).unwrap();
-    let mut seen = 0usize;
+    assert_log_holds(&dir, &all, total as u64);
+}
+
+/// The log in `dir` holds `total` events, each acknowledged at the index it has, and verifies.
+fn assert_log_holds(dir: &Path, acked: &HashMap<String, u64>, total: u64) {
+    let reader = LogReader::open(dir).unwrap();
+    let mut seen = 0u64;
     reader
-        .for_each(0, total as u64, |index, bytes| {
+        .for_each(0, total, |index, bytes| {
             let stored = StoredEvent::parse(bytes).unwrap();
             assert_eq!(stored.index, index);
-            assert_eq!(all.get(stored.event.id.as_str()), Some(&index));
+            assert_eq!(acked.get(stored.event.id.as_str()), Some(&index));
             seen += 1;
             Ok(())
         })
         .unwrap();
     assert_eq!(seen, total);
-    let report = verify(&dir, &VerifyOptions::default()).unwrap();
+    let report = verify(dir, &VerifyOptions::default()).unwrap();
     assert!(report.ok(), "{report:?}");
+}
+
+/// Unmounts on drop.
+struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn mount_tmpfs(dir: &Path, size: &str) -> Mount {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .output()
+        .expect("this test needs root and tmpfs: running `mount` failed");
+    assert!(
+        out.status.success(),
+        "this test needs root and tmpfs (`mount -t tmpfs -o size={size} tmpfs {}`) and could not mount: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Mount(dir.to_path_buf())
+}
+
+/// Writes to `path` until the file system is full.
+fn fill(path: &Path) {
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![7u8; 16 << 10];
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(28) => break,
+            Err(e) => panic!("filling {}: {e}", path.display()),
+        }
+    }
+}
+
+fn named(name: &str, n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let mut e = Event::new(Category::ApiRequest, "chat.completions", Outcome::Success)
+                .with_details(serde_json::json!({"pad": "x".repeat(40)}));
+            e.id = format!("{name}-{i}").parse().unwrap();
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn a_full_disk_fails_a_large_commit_alone_and_appends_go_on_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("small");
+    let _mount = mount_tmpfs(&mnt, "12m");
+    let dir = mnt.join("log");
+    let options = Options {
+        create: true,
+        origin: Some("vellum/disk-full-test".into()),
+        checkpoint_interval: Duration::from_secs(3600),
+        ..Options::default()
+    };
+    let store = Store::open(&dir, options.clone()).unwrap();
+    let mut acked: HashMap<String, u64> = HashMap::new();
+    let mut keep = |events: &[Event], a: vellum_store::Appended| {
+        for (e, (index, duplicate)) in events.iter().zip(a.indexes) {
+            assert!(!duplicate);
+            acked.insert(e.id.to_string(), index);
+        }
+    };
+    let first = named("first", BATCH_EVENTS);
+    keep(&first, store.append(first.clone()).unwrap());
+
+    let filler = mnt.join("filler");
+    fill(&filler);
+    let refused = store.append(named("refused", BATCH_EVENTS)).unwrap_err();
+    assert!(refused.is_disk_full(), "{refused}");
+    assert_eq!(store.poisoned(), None, "a full disk poisoned the writer");
+    assert_eq!(store.tree_size(), BATCH_EVENTS as u64);
+
+    std::fs::remove_file(&filler).unwrap();
+    let again = named("again", BATCH_EVENTS);
+    keep(&again, store.append(again.clone()).unwrap());
+    let small = named("small", 3);
+    keep(&small, store.append(small.clone()).unwrap());
+    let total = 2 * BATCH_EVENTS as u64 + 3;
+    assert_eq!(store.tree_size(), total);
+    drop(store);
+
+    // Reopened: nothing lost, nothing of the refused append, every index where it was given.
+    let reopened = Store::open(&dir, options).unwrap();
+    assert_eq!(reopened.tree_size(), total);
+    assert!(reopened.recovered().torn_tail.is_none());
+    drop(reopened);
+    assert_log_holds(&dir, &acked, total);
 }
