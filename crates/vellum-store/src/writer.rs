@@ -796,6 +796,13 @@ impl Writer {
 
     /// Syncs the segment on this thread, then finishes the commit.
     fn sync_and_finish(&mut self, written: Written) -> Result<Vec<Appended>> {
+        if let Some(why) = &self.poisoned {
+            // A commit written before this one failed its sync while this one waited: the
+            // page cache cannot be trusted, and a second fsync would not say so.
+            let e = StoreError::Poisoned(why.clone());
+            self.ids.forget_from(written.start_index);
+            return Err(e);
+        }
         if written.events > 0 {
             let started = Instant::now();
             if let Err(e) = self.seg.sync() {
