@@ -30,7 +30,7 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
     let appended = match stdin_file()? {
         Some(mut file) => append_file(&mut file, CHUNK, &limits, open, args.batch)?,
         None => append_stream(
-            &mut std::io::stdin(),
+            &mut std::io::stdin().lock(),
             spool_file()?,
             CHUNK,
             &limits,
@@ -83,7 +83,7 @@ fn stdin_file() -> anyhow::Result<Option<File>> {
 /// stays bounded however large it is: the first validates every line ([`validate`]); the
 /// second reads the same bytes again and appends them ([`append_validated`]). The store is
 /// opened (or created) only once the whole input is known good.
-fn append_file<R: Read + Seek + Send>(
+fn append_file<R: Read + Seek>(
     input: &mut R,
     chunk: u64,
     limits: &Limits,
@@ -101,7 +101,7 @@ fn append_file<R: Read + Seek + Send>(
 /// Appends the NDJSON of a stream (a pipe) as [`append_file`] does a file, from a copy of it
 /// that the first pass writes to `spool` (an unlinked temporary file) as it validates.
 fn append_stream(
-    input: &mut (impl Read + Send),
+    input: &mut impl Read,
     mut spool: File,
     chunk: u64,
     limits: &Limits,
@@ -126,7 +126,7 @@ struct Validated {
 /// Parses and checks every line, a chunk at a time, handing each chunk's bytes to `keep`;
 /// fails on the first bad line (named) or if there is no event at all.
 fn validate(
-    input: &mut (impl Read + Send),
+    input: &mut impl Read,
     chunk: u64,
     limits: &Limits,
     mut keep: impl FnMut(&[u8]) -> anyhow::Result<()>,
@@ -150,7 +150,7 @@ fn validate(
 /// flight). A chunk that reads differently (the file was changed meanwhile) stops the
 /// append with an error saying what was appended before it.
 fn append_validated(
-    input: &mut (impl Read + Send),
+    input: &mut impl Read,
     validated: Validated,
     chunk: u64,
     limits: &Limits,
@@ -301,89 +301,33 @@ impl<'s> Appending<'s> {
 /// Whitespace a line may carry beyond the largest event before it is refused unread.
 const LINE_SLACK: usize = 64 << 10;
 
-/// Reads `input` a chunk (about `chunk` bytes) at a time and hands `each` every chunk's
-/// complete lines, with the number of lines before them. The next chunk is read on another
-/// thread while `each` works on this one (at most three chunks in memory). A line longer
-/// than any event could be (`max_event_bytes` plus `LINE_SLACK`) that has not ended is
-/// refused without reading the rest.
+/// Reads NDJSON to the end, about `chunk` bytes at a time, and hands each run of complete
+/// lines to `each` with the number of lines before it. A line that runs past the largest
+/// event (plus `LINE_SLACK`) without ending is refused as soon as that is seen, so memory
+/// stays bounded whatever the input.
 fn for_each_chunk(
-    input: &mut (impl Read + Send),
+    input: &mut impl Read,
     chunk: u64,
     limits: &Limits,
     mut each: impl FnMut(&[u8], usize) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let longest = limits.max_event_bytes.saturating_add(LINE_SLACK);
-    std::thread::scope(|scope| {
-        let (full, chunks) = std::sync::mpsc::sync_channel::<anyhow::Result<Chunk>>(1);
-        let (spent, empties) = std::sync::mpsc::channel::<Vec<u8>>();
-        let reader = scope.spawn(move || {
-            if let Err(e) = read_chunks(input, chunk, longest, limits, &full, &empties) {
-                let _ = full.send(Err(e));
-            }
-        });
-        let mut handed = Ok(());
-        for c in chunks.iter() {
-            match c.and_then(|c| {
-                each(
-                    c.bytes.get(..c.complete).unwrap_or_default(),
-                    c.lines_before,
-                )?;
-                Ok(c.bytes)
-            }) {
-                Ok(bytes) => {
-                    let _ = spent.send(bytes);
-                }
-                Err(e) => {
-                    handed = Err(e);
-                    break;
-                }
-            }
-        }
-        // Stops the reader if it is still going (its next send fails).
-        drop(chunks);
-        reader
-            .join()
-            .map_err(|_| anyhow::anyhow!("the thread reading stdin panicked"))?;
-        handed
-    })
-}
-
-/// A chunk of input: its complete lines are `bytes[..complete]`.
-struct Chunk {
-    bytes: Vec<u8>,
-    complete: usize,
-    lines_before: usize,
-}
-
-/// The reading side of [`for_each_chunk`]: sends every chunk of complete lines, reusing the
-/// buffers `each` is done with.
-fn read_chunks(
-    input: &mut impl Read,
-    chunk: u64,
-    longest: usize,
-    limits: &Limits,
-    full: &std::sync::mpsc::SyncSender<anyhow::Result<Chunk>>,
-    empties: &std::sync::mpsc::Receiver<Vec<u8>>,
-) -> anyhow::Result<()> {
-    let mut carry: Vec<u8> = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
     let mut lines_before = 0usize;
     loop {
-        let mut buf = empties.try_recv().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(&carry);
-        let (complete, eof) = loop {
-            let read = input
-                .by_ref()
-                .take(chunk)
-                .read_to_end(&mut buf)
-                .context("reading events from stdin")?;
-            if read == 0 {
-                break (buf.len(), true);
-            }
-            // Up to the last complete line; the rest waits for the next chunk (or is the
-            // last line, without a newline, at the end of the input).
+        let read = input
+            .by_ref()
+            .take(chunk)
+            .read_to_end(&mut buf)
+            .context("reading events from stdin")?;
+        let eof = read == 0;
+        // Up to the last complete line; the rest waits for the next chunk (or is the last
+        // line, without a newline, at the end of the input).
+        let complete = if eof {
+            buf.len()
+        } else {
             match memchr::memrchr(b'\n', &buf) {
-                Some(at) => break (at + 1, false),
+                Some(at) => at + 1,
                 None if buf.len() > longest => bail!(
                     "line {}: over {longest} bytes and not ended; events are at most {} bytes; nothing was appended",
                     lines_before + 1,
@@ -392,22 +336,12 @@ fn read_chunks(
                 None => continue,
             }
         };
-        carry.clear();
-        carry.extend_from_slice(buf.get(complete..).unwrap_or_default());
-        let lines = memchr::memchr_iter(b'\n', buf.get(..complete).unwrap_or_default()).count();
-        if complete > 0
-            && full
-                .send(Ok(Chunk {
-                    bytes: buf,
-                    complete,
-                    lines_before,
-                }))
-                .is_err()
-        {
-            // `each` failed: nothing more is wanted.
-            return Ok(());
+        let part = buf.get(..complete).unwrap_or_default();
+        if !part.is_empty() {
+            each(part, lines_before)?;
         }
-        lines_before += lines;
+        lines_before += memchr::memchr_iter(b'\n', part).count();
+        buf.drain(..complete);
         if eof {
             return Ok(());
         }
@@ -684,27 +618,6 @@ mod tests {
         assert!(msg.contains("line 2"), "{msg}");
         assert!(msg.contains("events are at most 1000 bytes"), "{msg}");
         assert_eq!(seen, 3, "the complete first line was handed on");
-    }
-
-    /// When `each` fails, reading stops and the error comes back, even from an input that
-    /// never ends (the reading thread is told by its next hand-over failing).
-    #[test]
-    fn a_failing_chunk_stops_the_reading() {
-        let mut endless = std::io::repeat(b'\n');
-        let mut calls = 0;
-        let err = for_each_chunk(
-            &mut endless,
-            4096,
-            &Limits::default(),
-            |part, lines_before| {
-                calls += 1;
-                assert_eq!((part.len(), lines_before), (4096, 0));
-                bail!("stop here")
-            },
-        )
-        .unwrap_err();
-        assert_eq!(format!("{err:#}"), "stop here");
-        assert_eq!(calls, 1);
     }
 
     /// A file that reads differently the second time (changed between the passes): a
