@@ -93,15 +93,6 @@ impl DirectWrite {
     }
 }
 
-/// How [`ActiveSegment::write_later`] dealt with a commit.
-#[derive(Debug)]
-pub(crate) enum Staged {
-    /// Written already (through the page cache); the buffer can be reused.
-    Written(CommitBuf),
-    /// To be performed before the next `fdatasync`.
-    Later(DirectWrite),
-}
-
 /// The segment opened a second time for direct writes, or `None` where the file system
 /// refuses `O_DIRECT`.
 fn open_direct(path: &Path) -> Option<Arc<File>> {
@@ -308,14 +299,20 @@ impl ActiveSegment {
         self.write_buffered(buf.records())
     }
 
-    /// Like [`ActiveSegment::write`], except that a direct write is only made ready: its
-    /// space is reserved and the segment counts it as written, and the caller performs it
-    /// before the next `fdatasync` of the segment, after every direct write made before.
-    /// A failure to reserve (a full disk) changes nothing.
-    pub(crate) fn write_later(&mut self, buf: CommitBuf) -> Result<Staged> {
+    /// Like [`ActiveSegment::write`] for a buffer laid out for a direct write, except that
+    /// the write is only made ready: its space is reserved and the segment counts it as
+    /// written, and the caller performs it before the next `fdatasync` of the segment, after
+    /// every direct write made before. A failure to reserve (a full disk) changes nothing.
+    pub(crate) fn write_later(&mut self, buf: CommitBuf) -> Result<DirectWrite> {
         let direct = match &self.direct {
             Some(direct) if buf.direct => Arc::clone(direct),
-            _ => return self.write(&buf).map(|()| Staged::Written(buf)),
+            // The caller waits for earlier writes only before writing at once: writing
+            // this one at once here could be overwritten by them.
+            _ => {
+                return Err(crate::error::StoreError::Internal(
+                    "a commit not laid out for a direct write was handed to write_later".into(),
+                ));
+            }
         };
         let at = self.pos - buf.head as u64;
         let end = at + buf.whole().len() as u64;
@@ -336,11 +333,11 @@ impl ActiveSegment {
             }
         }
         self.advance(buf.records());
-        Ok(Staged::Later(DirectWrite {
+        Ok(DirectWrite {
             file: direct,
             at,
             buf,
-        }))
+        })
     }
 
     /// Counts `records`, written (or to be) at `pos`.
@@ -522,10 +519,7 @@ mod tests {
             assert!(buf.records_mut().iter().all(|&b| b == 0));
             buf.records_mut().copy_from_slice(&framed);
             if way == Way::Later && buf.is_direct() {
-                match seg.write_later(buf).expect("stage") {
-                    Staged::Later(w) => pending.push(w),
-                    Staged::Written(_) => panic!("a direct write was made at once"),
-                }
+                pending.push(seg.write_later(buf).expect("stage"));
             } else {
                 for w in pending.drain(..) {
                     w.perform().expect("perform");

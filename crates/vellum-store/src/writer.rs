@@ -27,7 +27,7 @@ use vellum_merkle::{Frontier, Hash, TreeSize, leaf_hash};
 use vellum_note::{Checkpoint, Signer};
 
 use crate::Options;
-use crate::active::{ActiveSegment, CommitBuf, DirectWrite, Staged};
+use crate::active::{ActiveSegment, CommitBuf, DirectWrite};
 use crate::checkpoints::CheckpointWriter;
 use crate::error::{IoContext, Result, StoreError};
 use crate::ids::IdWindow;
@@ -676,6 +676,15 @@ impl Writer {
         }
     }
 
+    /// [`Writer::drain`], then fails if a sync failed (now or before).
+    fn drain_healthy(&mut self) -> Result<()> {
+        self.drain();
+        match &self.poisoned {
+            Some(why) => Err(StoreError::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
     /// Waits until every written commit is durable (or failed).
     fn drain(&mut self) {
         while !self.unsynced.is_empty() {
@@ -927,45 +936,33 @@ impl Writer {
         }
         let later = pipelined && buf.is_direct();
         if !later && self.unsynced.iter().any(|u| u.written.staged) {
-            self.drain();
-            if let Some(why) = &self.poisoned {
-                return Err(StoreError::Poisoned(why.clone()));
-            }
+            self.drain_healthy()?;
         }
         let base = self.seg.pos();
         for (i, (at, _)) in offsets.iter().enumerate() {
             let off = (base + *at as u64).to_le_bytes();
             idx[i * IDX_ENTRY..i * IDX_ENTRY + 8].copy_from_slice(&off);
         }
-        let staged = if later {
-            self.seg.write_later(buf)
+        let written = if later {
+            self.seg.write_later(buf).map(Some)
         } else {
-            self.seg.write(&buf).map(|()| Staged::Written(buf))
+            self.seg.write(&buf).map(|()| {
+                self.recycle([buf]);
+                None
+            })
         };
-        let staged = staged.inspect_err(|_| {
+        let later = written.inspect_err(|_| {
             self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
         })?;
         self.seg.count += offsets.len() as u64;
-        Ok((
-            leaves,
-            match staged {
-                Staged::Written(buf) => {
-                    self.recycle([buf]);
-                    None
-                }
-                Staged::Later(write) => Some(write),
-            },
-        ))
+        Ok((leaves, later))
     }
 
     /// Rotates first if `len` more bytes would make the active segment too large; a new
     /// segment is started only once every written commit is durable.
     fn make_room(&mut self, len: u64) -> Result<()> {
         if len > 0 && self.seg.count > 0 && self.seg.pos() + len > self.options.segment_max_bytes {
-            self.drain();
-            if let Some(why) = &self.poisoned {
-                return Err(StoreError::Poisoned(why.clone()));
-            }
+            self.drain_healthy()?;
             self.rotate()?;
         }
         Ok(())
