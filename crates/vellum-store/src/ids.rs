@@ -2,92 +2,123 @@
 //! re-sent id is answered with the index it already has instead of being stored twice.
 //! Bounded: it remembers the last `capacity` events (default 1,000,000), and is rebuilt on
 //! open from the segments' `.idx` files.
+//!
+//! Stored events have consecutive indexes, so the window is a ring of fingerprints (the
+//! fingerprint of index `i` at `i - start`) and a hash table of indexes found through
+//! their fingerprint's first 8 bytes. Each fingerprint is kept once: 16 bytes in the ring
+//! and 9 in the table, about a third of a map from fingerprint to index beside a queue of
+//! both. Its pages are touched by every bulk load, so its size shows in `vellum append`.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
+
+use hashbrown::HashTable;
 
 use crate::segment::Fingerprint;
 
-/// Fingerprints are already uniformly random; hashing them again would be wasted work.
-#[derive(Default)]
-pub(crate) struct FingerprintHasher(u64);
-
-impl Hasher for FingerprintHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(b);
-        }
-    }
+/// Fingerprints are truncated SHA-256, already uniformly random: their first 8 bytes are
+/// the hash.
+fn hash(fp: &Fingerprint) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&fp[..8]);
+    u64::from_le_bytes(b)
 }
 
 #[derive(Debug)]
 pub(crate) struct IdWindow {
-    map: HashMap<Fingerprint, u64, BuildHasherDefault<FingerprintHasher>>,
-    order: VecDeque<(Fingerprint, u64)>,
+    /// The indexes in the window, each found by its fingerprint.
+    table: HashTable<u64>,
+    /// The fingerprints of indexes `start..start + ring.len()`, in order.
+    ring: VecDeque<Fingerprint>,
+    start: u64,
     capacity: usize,
 }
 
 impl IdWindow {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            map: HashMap::with_capacity_and_hasher(capacity.min(1 << 20), Default::default()),
-            order: VecDeque::with_capacity(capacity.min(1 << 20)),
+            table: HashTable::with_capacity(capacity.min(1 << 20)),
+            ring: VecDeque::with_capacity(capacity.min(1 << 20)),
+            start: 0,
             capacity,
         }
     }
 
-    pub(crate) fn get(&self, fp: &Fingerprint) -> Option<u64> {
-        self.map.get(fp).copied()
+    /// One past the newest index remembered.
+    fn end(&self) -> u64 {
+        self.start + self.ring.len() as u64
     }
 
-    /// Remembers `fp` as stored at `index`; indexes must be inserted in increasing order.
+    fn fingerprint(&self, index: u64) -> Option<&Fingerprint> {
+        let at = usize::try_from(index.checked_sub(self.start)?).ok()?;
+        self.ring.get(at)
+    }
+
+    pub(crate) fn get(&self, fp: &Fingerprint) -> Option<u64> {
+        self.table
+            .find(hash(fp), |&i| self.fingerprint(i) == Some(fp))
+            .copied()
+    }
+
+    /// Remembers `fp` as stored at `index`: the index after the newest remembered (stored
+    /// events have consecutive indexes). After a gap, which the store never makes, the
+    /// window starts again from `index`.
     pub(crate) fn insert(&mut self, fp: Fingerprint, index: u64) {
         if self.capacity == 0 {
             return;
         }
-        // Make room first, so the queue never grows past the capacity it was allocated with.
-        while self.order.len() >= self.capacity {
-            match self.order.pop_front() {
-                Some((old, at)) => {
-                    if self.map.get(&old) == Some(&at) {
-                        self.map.remove(&old);
-                    }
-                }
-                None => break,
+        if index != self.end() {
+            self.table.clear();
+            self.ring.clear();
+            self.start = index;
+        }
+        // Make room first, so the ring never grows past the capacity it was allocated with.
+        while self.ring.len() >= self.capacity {
+            self.evict_oldest();
+        }
+        let (ring, start) = (&self.ring, self.start);
+        let at = |i: u64| usize::try_from(i - start).ok().and_then(|k| ring.get(k));
+        match self.table.entry(
+            hash(&fp),
+            |&i| at(i) == Some(&fp),
+            |&i| at(i).map_or(0, hash),
+        ) {
+            // Only if the window was grown on reopen: the newer index is the answer.
+            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = index,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(index);
             }
         }
-        self.map.insert(fp, index);
-        self.order.push_back((fp, index));
+        self.ring.push_back(fp);
+    }
+
+    /// Drops index `i`'s table entry (if it still points at `i`).
+    fn unlink(&mut self, i: u64, fp: &Fingerprint) {
+        if let Ok(e) = self.table.find_entry(hash(fp), |&j| j == i) {
+            e.remove();
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some(fp) = self.ring.pop_front() {
+            self.unlink(self.start, &fp);
+            self.start += 1;
+        }
     }
 
     /// Forgets every index `< end` (pruned events).
     pub(crate) fn forget_below(&mut self, end: u64) {
-        while let Some(&(fp, at)) = self.order.front() {
-            if at >= end {
-                break;
-            }
-            self.order.pop_front();
-            if self.map.get(&fp) == Some(&at) {
-                self.map.remove(&fp);
-            }
+        while self.start < end && !self.ring.is_empty() {
+            self.evict_oldest();
         }
     }
 
     /// Forgets every index `>= from` (a write that failed after ids were provisionally added).
     pub(crate) fn forget_from(&mut self, from: u64) {
-        while let Some(&(fp, at)) = self.order.back() {
-            if at < from {
+        while self.end() > from {
+            let Some(fp) = self.ring.pop_back() else {
                 break;
-            }
-            self.order.pop_back();
-            if self.map.get(&fp) == Some(&at) {
-                self.map.remove(&fp);
-            }
+            };
+            self.unlink(self.end(), &fp);
         }
     }
 }
@@ -103,11 +134,11 @@ mod tests {
     #[test]
     fn remembers_the_last_capacity_ids_without_growing() {
         let mut w = IdWindow::new(3);
-        let allocated = w.order.capacity();
+        let allocated = w.ring.capacity();
         for i in 0..10u8 {
             w.insert(fp(i), u64::from(i));
-            assert!(w.order.len() <= 3);
-            assert_eq!(w.order.capacity(), allocated, "after inserting {i}");
+            assert!(w.ring.len() <= 3);
+            assert_eq!(w.ring.capacity(), allocated, "after inserting {i}");
         }
         for i in 0..7u8 {
             assert_eq!(w.get(&fp(i)), None, "{i} should be forgotten");
@@ -120,5 +151,77 @@ mod tests {
         w.forget_below(8);
         assert_eq!(w.get(&fp(7)), None);
         assert_eq!(w.get(&fp(8)), Some(8));
+    }
+
+    /// What the window must answer: the last `capacity` inserted, minus what was forgotten.
+    #[derive(Default)]
+    struct Model {
+        kept: Vec<(Fingerprint, u64)>,
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Insert the next index with fingerprint `[n; 16]`, unless already remembered
+        /// (as the writer does: a remembered id is a duplicate).
+        Append(u8),
+        ForgetBelow(u8),
+        ForgetFrom(u8),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            8 => any::<u8>().prop_map(Op::Append),
+            1 => any::<u8>().prop_map(Op::ForgetBelow),
+            1 => any::<u8>().prop_map(Op::ForgetFrom),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn answers_as_a_list_of_the_last_ids_would(
+            capacity in 1usize..12,
+            ops in proptest::collection::vec(op(), 1..200),
+        ) {
+            let mut w = IdWindow::new(capacity);
+            let mut model = Model::default();
+            let mut next = 0u64;
+            for op in ops {
+                match op {
+                    Op::Append(n) => {
+                        let f = fp(n % 16);
+                        let want = model.kept.iter().rev().find(|(k, _)| *k == f).map(|&(_, i)| i);
+                        proptest::prop_assert_eq!(w.get(&f), want);
+                        if want.is_none() {
+                            w.insert(f, next);
+                            model.kept.push((f, next));
+                            if model.kept.len() > capacity {
+                                model.kept.remove(0);
+                            }
+                            next += 1;
+                        }
+                    }
+                    Op::ForgetBelow(n) => {
+                        let end = next.saturating_sub(u64::from(n % 8));
+                        w.forget_below(end);
+                        model.kept.retain(|&(_, i)| i >= end);
+                    }
+                    Op::ForgetFrom(n) => {
+                        // A failed commit: its indexes are handed out again.
+                        let from = next.saturating_sub(u64::from(n % 4));
+                        w.forget_from(from);
+                        model.kept.retain(|&(_, i)| i < from);
+                        next = from;
+                    }
+                }
+                // Nothing forgotten lingers in the table.
+                proptest::prop_assert_eq!(w.table.len(), model.kept.len());
+                for n in 0..16u8 {
+                    let f = fp(n);
+                    let want = model.kept.iter().rev().find(|(k, _)| *k == f).map(|&(_, i)| i);
+                    proptest::prop_assert_eq!(w.get(&f), want, "fingerprint {}", n);
+                }
+            }
+        }
     }
 }
