@@ -254,9 +254,15 @@ impl ActiveSegment {
             (0, 0)
         };
         let whole = head + len + pad;
+        let need = whole + if direct { DIRECT_ALIGN } else { 0 };
         buf.raw.clear();
-        buf.raw
-            .resize(whole + if direct { DIRECT_ALIGN } else { 0 }, 0);
+        if buf.raw.capacity() < need {
+            // Replaced, not grown: growing would copy the old bytes only to zero them, and
+            // fresh pages cost the most here. Whole MiBs, so that a slightly larger commit
+            // next time fits too.
+            buf.raw = Vec::with_capacity(need.next_multiple_of(1 << 20));
+        }
+        buf.raw.resize(need, 0);
         buf.start = if direct {
             (DIRECT_ALIGN - buf.raw.as_ptr().addr() % DIRECT_ALIGN) % DIRECT_ALIGN
         } else {

@@ -514,6 +514,15 @@ fn reply_all(replies: Vec<Reply<Appended>>, outcome: Result<Vec<Appended>>) {
 /// Most events gathered into one commit.
 const MAX_GROUP_EVENTS: usize = 1 << 16;
 
+/// Most bytes of event bodies gathered into one commit (a single larger append is still
+/// one commit). It bounds the commit buffers kept for reuse, whose fresh pages are a large
+/// part of the cost of a bulk load.
+const MAX_GROUP_BYTES: usize = 16 << 20;
+
+fn body_bytes(events: &[Prepared]) -> usize {
+    events.iter().map(|e| e.body.len()).sum()
+}
+
 impl Writer {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
@@ -586,12 +595,18 @@ impl Writer {
             };
             match cmd {
                 Command::Append(events, reply) => {
+                    let (mut n, mut bytes) = (events.len(), body_bytes(&events));
                     let mut group = vec![(events, reply)];
-                    let mut n = group[0].0.len();
-                    while n < MAX_GROUP_EVENTS {
+                    while n < MAX_GROUP_EVENTS && bytes < MAX_GROUP_BYTES {
                         match rx.try_recv() {
                             Ok(Command::Append(e, r)) => {
-                                n += e.len();
+                                let more = body_bytes(&e);
+                                if bytes + more > MAX_GROUP_BYTES {
+                                    // The next commit starts with it.
+                                    pending = Some(Command::Append(e, r));
+                                    break;
+                                }
+                                (n, bytes) = (n + e.len(), bytes + more);
                                 group.push((e, r));
                             }
                             Ok(other) => {
