@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use vellum_event::{
     BatchError, BodyFormat, Canonical, Category, Event, JsonObject, Limits, Outcome, Timestamp,
-    parse_batch_canonical,
+    check_batch, parse_batch_canonical,
 };
 use vellum_store::{ApiKeys, Pending, Prepared, Role, Store};
 
@@ -91,11 +91,12 @@ fn append_file<R: Read + Seek>(
     batch: usize,
 ) -> anyhow::Result<Totals> {
     let start = input.stream_position().context("reading stdin")?;
-    let validated = validate(input, chunk, limits, |_| Ok(()))?;
+    let mut buf = Vec::new();
+    let validated = validate(input, chunk, &mut buf, limits, |_| Ok(()))?;
     input
         .seek(SeekFrom::Start(start))
         .context("reading stdin again")?;
-    append_validated(input, validated, chunk, limits, open, batch)
+    append_validated(input, validated, chunk, &mut buf, limits, open, batch)
 }
 
 /// Appends the NDJSON of a stream (a pipe) as [`append_file`] does a file, from a copy of it
@@ -108,13 +109,14 @@ fn append_stream(
     open: impl FnOnce() -> anyhow::Result<Store>,
     batch: usize,
 ) -> anyhow::Result<Totals> {
-    let validated = validate(input, chunk, limits, |part| {
+    let mut buf = Vec::new();
+    let validated = validate(input, chunk, &mut buf, limits, |part| {
         spool
             .write_all(part)
             .context("copying stdin to a temporary file (its directory is $TMPDIR)")
     })?;
     spool.rewind().context("reading the copy of stdin")?;
-    append_validated(&mut spool, validated, chunk, limits, open, batch)
+    append_validated(&mut spool, validated, chunk, &mut buf, limits, open, batch)
 }
 
 /// What the first pass found good: each chunk's length and CRC-32C, in order.
@@ -128,13 +130,14 @@ struct Validated {
 fn validate(
     input: &mut impl Read,
     chunk: u64,
+    buf: &mut Vec<u8>,
     limits: &Limits,
     mut keep: impl FnMut(&[u8]) -> anyhow::Result<()>,
 ) -> anyhow::Result<Validated> {
     let mut chunks = Vec::new();
     let mut events = 0usize;
-    for_each_chunk(input, chunk, limits, |part, lines_before| {
-        events += parse_ndjson_parallel(part, lines_before, limits, |_| ())?.len();
+    for_each_chunk(input, chunk, buf, limits, |part, lines_before| {
+        events += check_ndjson_parallel(part, lines_before, limits)?;
         keep(part)?;
         chunks.push((part.len(), crc32c::crc32c(part)));
         Ok(())
@@ -153,6 +156,7 @@ fn append_validated(
     input: &mut impl Read,
     validated: Validated,
     chunk: u64,
+    buf: &mut Vec<u8>,
     limits: &Limits,
     open: impl FnOnce() -> anyhow::Result<Store>,
     batch: usize,
@@ -165,6 +169,7 @@ fn append_validated(
     let second = for_each_chunk(
         &mut input.by_ref().take(total as u64),
         chunk,
+        buf,
         limits,
         |part, lines_before| {
             line = lines_before + 1;
@@ -301,24 +306,40 @@ impl<'s> Appending<'s> {
 /// Whitespace a line may carry beyond the largest event before it is refused unread.
 const LINE_SLACK: usize = 64 << 10;
 
-/// Reads NDJSON to the end, about `chunk` bytes at a time, and hands each run of complete
-/// lines to `each` with the number of lines before it. A line that runs past the largest
-/// event (plus `LINE_SLACK`) without ending is refused as soon as that is seen, so memory
-/// stays bounded whatever the input.
+/// The most a chunk buffer is sized for up front, for the chunk and again for the line
+/// carried over (larger ones grow it as it fills).
+const MAX_CHUNK_BUF: usize = 64 << 20;
+
+/// Reads NDJSON to the end, about `chunk` bytes at a time into `buf`, and hands each run
+/// of complete lines to `each` with the number of lines before it. A line that runs past
+/// the largest event (plus `LINE_SLACK`) without ending is refused as soon as that is seen,
+/// so memory stays bounded whatever the input.
+///
+/// `buf` is sized once for a chunk and the partial line carried over, and both passes read
+/// into the same one: growing it as it fills would copy it and touch fresh pages each
+/// time, which costs more than the reading itself.
 fn for_each_chunk(
     input: &mut impl Read,
     chunk: u64,
+    buf: &mut Vec<u8>,
     limits: &Limits,
     mut each: impl FnMut(&[u8], usize) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let longest = limits.max_event_bytes.saturating_add(LINE_SLACK);
-    let mut buf: Vec<u8> = Vec::new();
+    buf.clear();
+    let sized = usize::try_from(chunk)
+        .unwrap_or(usize::MAX)
+        .min(MAX_CHUNK_BUF)
+        .saturating_add(longest.min(MAX_CHUNK_BUF));
+    if buf.capacity() < sized {
+        *buf = Vec::with_capacity(sized);
+    }
     let mut lines_before = 0usize;
     loop {
         let read = input
             .by_ref()
             .take(chunk)
-            .read_to_end(&mut buf)
+            .read_to_end(buf)
             .context("reading events from stdin")?;
         let eof = read == 0;
         // Up to the last complete line; the rest waits for the next chunk (or is the last
@@ -326,7 +347,7 @@ fn for_each_chunk(
         let complete = if eof {
             buf.len()
         } else {
-            match memchr::memrchr(b'\n', &buf) {
+            match memchr::memrchr(b'\n', buf) {
                 Some(at) => at + 1,
                 None if buf.len() > longest => bail!(
                     "line {}: over {longest} bytes and not ended; events are at most {} bytes; nothing was appended",
@@ -356,16 +377,32 @@ fn parse_ndjson_parallel<T: Send>(
     limits: &Limits,
     then: impl Fn(Canonical) -> T + Sync + Send,
 ) -> anyhow::Result<Vec<T>> {
-    match parse_batch_canonical(input, BodyFormat::Ndjson, limits, then) {
-        Ok(prepared) => Ok(prepared),
-        Err(BatchError::Empty) => Ok(Vec::new()),
-        Err(BatchError::Item { kind, item, error }) => Err(BatchError::Item {
+    parse_batch_canonical(input, BodyFormat::Ndjson, limits, then)
+        .or_else(|e| no_events_or_line(e, lines_before).map(|()| Vec::new()))
+}
+
+/// Checks NDJSON on every core as [`parse_ndjson_parallel`] parses it, making nothing;
+/// the number of events.
+fn check_ndjson_parallel(
+    input: &[u8],
+    lines_before: usize,
+    limits: &Limits,
+) -> anyhow::Result<usize> {
+    check_batch(input, BodyFormat::Ndjson, limits)
+        .or_else(|e| no_events_or_line(e, lines_before).map(|()| 0))
+}
+
+/// A chunk of blank lines is fine; any other error names its line in the whole input.
+fn no_events_or_line(e: BatchError, lines_before: usize) -> anyhow::Result<()> {
+    match e {
+        BatchError::Empty => Ok(()),
+        BatchError::Item { kind, item, error } => Err(BatchError::Item {
             kind,
             item: lines_before + item,
             error,
         })
         .context("nothing was appended"),
-        Err(e) => Err(e).context("nothing was appended"),
+        e => Err(e).context("nothing was appended"),
     }
 }
 
@@ -461,6 +498,7 @@ mod tests {
         for_each_chunk(
             &mut input.as_bytes(),
             chunk,
+            &mut Vec::new(),
             &Limits::default(),
             |part, lines_before| {
                 let prepared =
@@ -609,7 +647,7 @@ mod tests {
         };
         let mut endless = b"{}\n".chain(std::io::repeat(b'x'));
         let mut seen = 0;
-        let err = for_each_chunk(&mut endless, 4096, &limits, |part, _| {
+        let err = for_each_chunk(&mut endless, 4096, &mut Vec::new(), &limits, |part, _| {
             seen += part.len();
             Ok(())
         })

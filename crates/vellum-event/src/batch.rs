@@ -51,6 +51,12 @@ pub fn parse_batch_canonical<T: Send>(
     })
 }
 
+/// Checks every event as [`parse_batch_canonical`] would, keeping nothing; the number of
+/// events, or the same error.
+pub fn check_batch(body: &[u8], format: BodyFormat, limits: &Limits) -> Result<usize, BatchError> {
+    parse_items(body, format, |bytes| Canonical::check(bytes, limits)).map(|v| v.len())
+}
+
 fn parse_items<T: Send>(
     body: &[u8],
     format: BodyFormat,

@@ -30,6 +30,12 @@ impl Fresh {
         id: EventId::generate,
         now: Timestamp::now,
     };
+
+    /// For checking only, where the values are dropped: no randomness, no clock.
+    const CHECK: Fresh = Fresh {
+        id: EventId::placeholder,
+        now: Timestamp::epoch,
+    };
 }
 
 /// The canonical body of one event (see [`Event::canonical_body`]) and its id: everything
@@ -55,6 +61,15 @@ impl Canonical {
         match quick(bytes, limits, fresh) {
             Some(canonical) => Ok(canonical),
             None => Event::parse_with(bytes, limits, fresh).map(|e| e.canonical()),
+        }
+    }
+
+    /// Whether [`Canonical::parse`] would accept the event (and its error if not), without
+    /// making the body: for a first pass that only validates.
+    pub fn check(bytes: &[u8], limits: &Limits) -> Result<(), EventError> {
+        match quick_with(bytes, limits, &Fresh::CHECK, |_| ()) {
+            Some(_) => Ok(()),
+            None => Event::parse_with(bytes, limits, &Fresh::CHECK).map(|_| ()),
         }
     }
 
@@ -367,6 +382,21 @@ fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
 /// The quick path: the canonical body of a native event in the common shape, or `None`
 /// for the full parse to decide.
 fn quick(bytes: &[u8], limits: &Limits, fresh: &Fresh) -> Option<Canonical> {
+    let (id, body) = quick_with(bytes, limits, fresh, |members| {
+        let mut body = Vec::with_capacity(bytes.len() + 64);
+        members.write(&mut body);
+        body
+    })?;
+    Some(Canonical { id, body })
+}
+
+/// The quick path up to the event's members, validated, which `then` is given.
+fn quick_with<R>(
+    bytes: &[u8],
+    limits: &Limits,
+    fresh: &Fresh,
+    then: impl FnOnce(&Members<'_>) -> R,
+) -> Option<(EventId, R)> {
     if bytes.len() > limits.max_event_bytes {
         return None;
     }
@@ -463,9 +493,8 @@ fn quick(bytes: &[u8], limits: &Limits, fresh: &Fresh) -> Option<Canonical> {
         reason,
         details: slice(details)?,
     };
-    let mut body = Vec::with_capacity(bytes.len() + 64);
-    members.write(&mut body);
-    Some(Canonical { id, body })
+    let made = then(&members);
+    Some((id, made))
 }
 
 /// For the differential fuzz target and tests: the quick path alone and the full parse
@@ -496,9 +525,17 @@ pub mod differential {
     /// `None` when the two agree; otherwise how the quick path accepted `bytes` and the
     /// full parse did not make the same bytes.
     pub fn disagreement(bytes: &[u8], limits: &Limits) -> Option<String> {
-        let quick = quick(bytes, limits)?;
         let input = String::from_utf8_lossy(bytes);
-        match full(bytes, limits) {
+        let full_result = full(bytes, limits);
+        // Checking alone must answer as parsing does, error included.
+        let checked = Canonical::check(bytes, limits);
+        if checked != full_result.as_ref().map(|_| ()).map_err(Clone::clone) {
+            return Some(format!(
+                "checking answered {checked:?} and the full parse {full_result:?} of {input:?}"
+            ));
+        }
+        let quick = quick(bytes, limits)?;
+        match full_result {
             Ok(full) if full == quick => None,
             Ok(full) => Some(format!(
                 "the quick path made {:?} and the full parse {:?} of {input:?}",

@@ -124,6 +124,12 @@ impl EventId {
         Self(uuid::Uuid::new_v4().to_string())
     }
 
+    /// An empty id, never valid in an event: a placeholder where an id is needed but
+    /// dropped.
+    pub(crate) fn placeholder() -> Self {
+        Self(String::new())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -23,7 +23,7 @@ mod object;
 mod stored;
 mod timestamp;
 
-pub use batch::{BodyFormat, parse_batch, parse_batch_canonical, parse_batch_map};
+pub use batch::{BodyFormat, check_batch, parse_batch, parse_batch_canonical, parse_batch_map};
 pub use canonical::Canonical;
 pub use error::{BatchError, EventError};
 pub use event::{Category, Event, EventId, Limits, Outcome};

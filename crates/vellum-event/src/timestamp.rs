@@ -22,6 +22,11 @@ impl Timestamp {
         Self::from_datetime(now).unwrap_or(Self(OffsetDateTime::UNIX_EPOCH))
     }
 
+    /// 1970-01-01T00:00:00Z: a placeholder where a time is needed but dropped.
+    pub(crate) fn epoch() -> Self {
+        Self(OffsetDateTime::UNIX_EPOCH)
+    }
+
     /// Seconds since the Unix epoch, with microseconds.
     pub fn unix_micros(&self) -> i128 {
         self.0.unix_timestamp_nanos() / 1000
