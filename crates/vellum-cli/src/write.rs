@@ -30,7 +30,7 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
     let appended = match stdin_file()? {
         Some(mut file) => append_file(&mut file, CHUNK, &limits, open, args.batch)?,
         None => append_stream(
-            &mut std::io::stdin().lock(),
+            &mut std::io::stdin(),
             spool_file()?,
             CHUNK,
             &limits,
@@ -83,7 +83,7 @@ fn stdin_file() -> anyhow::Result<Option<File>> {
 /// stays bounded however large it is: the first validates every line ([`validate`]); the
 /// second reads the same bytes again and appends them ([`append_validated`]). The store is
 /// opened (or created) only once the whole input is known good.
-fn append_file<R: Read + Seek>(
+fn append_file<R: Read + Seek + Send>(
     input: &mut R,
     chunk: u64,
     limits: &Limits,
@@ -91,32 +91,32 @@ fn append_file<R: Read + Seek>(
     batch: usize,
 ) -> anyhow::Result<Totals> {
     let start = input.stream_position().context("reading stdin")?;
-    let mut buf = Vec::new();
-    let validated = validate(input, chunk, &mut buf, limits, |_| Ok(()))?;
+    let mut bufs = ChunkBufs::default();
+    let validated = validate(input, chunk, &mut bufs, limits, |_| Ok(()))?;
     input
         .seek(SeekFrom::Start(start))
         .context("reading stdin again")?;
-    append_validated(input, validated, chunk, &mut buf, limits, open, batch)
+    append_validated(input, validated, chunk, &mut bufs, limits, open, batch)
 }
 
 /// Appends the NDJSON of a stream (a pipe) as [`append_file`] does a file, from a copy of it
 /// that the first pass writes to `spool` (an unlinked temporary file) as it validates.
 fn append_stream(
-    input: &mut impl Read,
+    input: &mut (impl Read + Send),
     mut spool: File,
     chunk: u64,
     limits: &Limits,
     open: impl FnOnce() -> anyhow::Result<Store>,
     batch: usize,
 ) -> anyhow::Result<Totals> {
-    let mut buf = Vec::new();
-    let validated = validate(input, chunk, &mut buf, limits, |part| {
+    let mut bufs = ChunkBufs::default();
+    let validated = validate(input, chunk, &mut bufs, limits, |part| {
         spool
             .write_all(part)
             .context("copying stdin to a temporary file (its directory is $TMPDIR)")
     })?;
     spool.rewind().context("reading the copy of stdin")?;
-    append_validated(&mut spool, validated, chunk, &mut buf, limits, open, batch)
+    append_validated(&mut spool, validated, chunk, &mut bufs, limits, open, batch)
 }
 
 /// What the first pass found good: each chunk's length and CRC-32C, in order.
@@ -128,18 +128,18 @@ struct Validated {
 /// Parses and checks every line, a chunk at a time, handing each chunk's bytes to `keep`;
 /// fails on the first bad line (named) or if there is no event at all.
 fn validate(
-    input: &mut impl Read,
+    input: &mut (impl Read + Send),
     chunk: u64,
-    buf: &mut Vec<u8>,
+    bufs: &mut ChunkBufs,
     limits: &Limits,
     mut keep: impl FnMut(&[u8]) -> anyhow::Result<()>,
 ) -> anyhow::Result<Validated> {
     let mut chunks = Vec::new();
     let mut events = 0usize;
-    for_each_chunk(input, chunk, buf, limits, |part, lines_before| {
+    for_each_chunk(input, chunk, bufs, limits, |part, lines_before, crc| {
         events += check_ndjson_parallel(part, lines_before, limits)?;
         keep(part)?;
-        chunks.push((part.len(), crc32c::crc32c(part)));
+        chunks.push((part.len(), crc));
         Ok(())
     })?;
     if events == 0 {
@@ -153,10 +153,10 @@ fn validate(
 /// flight). A chunk that reads differently (the file was changed meanwhile) stops the
 /// append with an error saying what was appended before it.
 fn append_validated(
-    input: &mut impl Read,
+    input: &mut (impl Read + Send),
     validated: Validated,
     chunk: u64,
-    buf: &mut Vec<u8>,
+    bufs: &mut ChunkBufs,
     limits: &Limits,
     open: impl FnOnce() -> anyhow::Result<Store>,
     batch: usize,
@@ -169,11 +169,11 @@ fn append_validated(
     let second = for_each_chunk(
         &mut input.by_ref().take(total as u64),
         chunk,
-        buf,
+        bufs,
         limits,
-        |part, lines_before| {
+        |part, lines_before, crc| {
             line = lines_before + 1;
-            if expected.next() != Some((part.len(), crc32c::crc32c(part))) {
+            if expected.next() != Some((part.len(), crc)) {
                 bail!("stdin changed while it was being appended");
             }
             appending.send(parse_ndjson_parallel(
@@ -310,31 +310,86 @@ const LINE_SLACK: usize = 64 << 10;
 /// carried over (larger ones grow it as it fills).
 const MAX_CHUNK_BUF: usize = 64 << 20;
 
-/// Reads NDJSON to the end, about `chunk` bytes at a time into `buf`, and hands each run
-/// of complete lines to `each` with the number of lines before it. A line that runs past
-/// the largest event (plus `LINE_SLACK`) without ending is refused as soon as that is seen,
-/// so memory stays bounded whatever the input.
+/// The two buffers chunks are read into: one is handed on while the next chunk is read
+/// into the other. Both passes use the same two.
+type ChunkBufs = [Vec<u8>; 2];
+
+/// Reads NDJSON to the end, about `chunk` bytes at a time, and hands each run of complete
+/// lines to `each` with the number of lines before it and its CRC-32C. The next chunk is
+/// read (and its CRC and lines counted) on a thread of its own while `each` works on the
+/// current one, so the cores parsing are not left idle while it is read. A line that runs
+/// past the largest event (plus `LINE_SLACK`) without ending is refused as soon as that is
+/// seen, so memory stays bounded whatever the input; an error of `each` comes first, as
+/// its lines come first.
 ///
-/// `buf` is sized once for a chunk and the partial line carried over, and both passes read
-/// into the same one: growing it as it fills would copy it and touch fresh pages each
-/// time, which costs more than the reading itself.
+/// The buffers are sized once, for a chunk and the longest line carried over: growing
+/// them as they fill would copy them and touch fresh pages each time, which costs more
+/// than the reading itself.
 fn for_each_chunk(
-    input: &mut impl Read,
+    input: &mut (impl Read + Send),
     chunk: u64,
-    buf: &mut Vec<u8>,
+    bufs: &mut ChunkBufs,
     limits: &Limits,
-    mut each: impl FnMut(&[u8], usize) -> anyhow::Result<()>,
+    mut each: impl FnMut(&[u8], usize, u32) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let longest = limits.max_event_bytes.saturating_add(LINE_SLACK);
-    buf.clear();
     let sized = usize::try_from(chunk)
         .unwrap_or(usize::MAX)
         .min(MAX_CHUNK_BUF)
         .saturating_add(longest.min(MAX_CHUNK_BUF));
-    if buf.capacity() < sized {
-        *buf = Vec::with_capacity(sized);
+    for buf in bufs.iter_mut() {
+        buf.clear();
+        if buf.capacity() < sized {
+            *buf = Vec::with_capacity(sized);
+        }
     }
+    let [cur, next] = bufs;
     let mut lines_before = 0usize;
+    let mut filled = fill(input, chunk, cur, limits, lines_before)?;
+    loop {
+        let after = lines_before + filled.lines;
+        next.clear();
+        next.extend_from_slice(cur.get(filled.complete..).unwrap_or_default());
+        let part = cur.get(..filled.complete).unwrap_or_default();
+        if filled.eof {
+            return match part.is_empty() {
+                true => Ok(()),
+                false => each(part, lines_before, filled.crc),
+            };
+        }
+        // Not at the end, `part` holds at least one line.
+        let (handed, read) = std::thread::scope(|s| {
+            let reader = s.spawn(|| fill(input, chunk, next, limits, after));
+            (each(part, lines_before, filled.crc), reader.join())
+        });
+        handed?;
+        filled = read.map_err(|_| anyhow::anyhow!("the thread reading stdin failed"))??;
+        std::mem::swap(cur, next);
+        lines_before = after;
+    }
+}
+
+/// What [`fill`] read: `buf[..complete]` is whole lines (`lines` newlines, CRC-32C `crc`);
+/// the rest is the start of a line to carry over. At the end of the input (`eof`) all of
+/// it counts, a last line without a newline too.
+#[derive(Debug)]
+struct Filled {
+    complete: usize,
+    crc: u32,
+    lines: usize,
+    eof: bool,
+}
+
+/// Reads into `buf` (holding a carried-over partial line, from `lines_before + 1`) about
+/// `chunk` more bytes, and more until a line ends or the input does.
+fn fill(
+    input: &mut impl Read,
+    chunk: u64,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+    lines_before: usize,
+) -> anyhow::Result<Filled> {
+    let longest = limits.max_event_bytes.saturating_add(LINE_SLACK);
     loop {
         let read = input
             .by_ref()
@@ -342,8 +397,6 @@ fn for_each_chunk(
             .read_to_end(buf)
             .context("reading events from stdin")?;
         let eof = read == 0;
-        // Up to the last complete line; the rest waits for the next chunk (or is the last
-        // line, without a newline, at the end of the input).
         let complete = if eof {
             buf.len()
         } else {
@@ -358,14 +411,12 @@ fn for_each_chunk(
             }
         };
         let part = buf.get(..complete).unwrap_or_default();
-        if !part.is_empty() {
-            each(part, lines_before)?;
-        }
-        lines_before += memchr::memchr_iter(b'\n', part).count();
-        buf.drain(..complete);
-        if eof {
-            return Ok(());
-        }
+        return Ok(Filled {
+            complete,
+            crc: crc32c::crc32c(part),
+            lines: memchr::memchr_iter(b'\n', part).count(),
+            eof,
+        });
     }
 }
 
@@ -498,9 +549,9 @@ mod tests {
         for_each_chunk(
             &mut input.as_bytes(),
             chunk,
-            &mut Vec::new(),
+            &mut ChunkBufs::default(),
             &Limits::default(),
-            |part, lines_before| {
+            |part, lines_before, _| {
                 let prepared =
                     parse_ndjson_parallel(part, lines_before, &Limits::default(), |c| {
                         c.into_body()
@@ -647,10 +698,16 @@ mod tests {
         };
         let mut endless = b"{}\n".chain(std::io::repeat(b'x'));
         let mut seen = 0;
-        let err = for_each_chunk(&mut endless, 4096, &mut Vec::new(), &limits, |part, _| {
-            seen += part.len();
-            Ok(())
-        })
+        let err = for_each_chunk(
+            &mut endless,
+            4096,
+            &mut ChunkBufs::default(),
+            &limits,
+            |part, _, _| {
+                seen += part.len();
+                Ok(())
+            },
+        )
         .unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("line 2"), "{msg}");
