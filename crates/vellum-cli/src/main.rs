@@ -56,6 +56,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn main() -> ExitCode {
+    // Vellum's memory is mostly buffers filled once and dropped: huge pages would make
+    // each first touch zero 2 MiB and send the kernel compacting memory to find them. With
+    // them `vellum append` of 1M events spent twice the system time (BENCHMARKS.md,
+    // section 3). Only a hint: where it is refused, nothing else changes.
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let cli = Cli::parse();
     let data = cli.data.clone();
     let result = match cli.command {
