@@ -149,6 +149,7 @@ fn main() -> anyhow::Result<()> {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut intervals = Vec::new();
     let mut cpus = Vec::new();
+    let mut syncs = Vec::new();
     for run in 1..=args.runs.max(1) {
         let dir = fresh_dir(&args.dir, "append-concurrent")?;
         let store = Store::open(&dir, vellum_bench::store_options())
@@ -171,6 +172,10 @@ fn main() -> anyhow::Result<()> {
         let busy = (sched1.0 - sched0.0) as f64 / 1e9 / secs * 100.0;
         let waited = (sched1.1 - sched0.1) as f64 / 1e9;
         let appended = store.tree_size() - size_before;
+        // The store is fresh: its fdatasync times are this run's.
+        let (_, fsync_secs, fsyncs) = store.stats().fsync_seconds.snapshot();
+        let fsync_us = fsync_secs * 1e6 / fsyncs.max(1) as f64;
+        let fsync_share = fsync_secs / secs * 100.0;
         drop(store);
         remove_dir(&dir)?;
         all.sort_unstable();
@@ -186,7 +191,7 @@ fn main() -> anyhow::Result<()> {
         commits.dedup();
         let per_commit = all.len() as f64 / commits.len().max(1) as f64;
         println!(
-            "run {run}: {} events in {secs:.3} s = {rate:.0} events/s; latency p50 {:.0} us, p99 {:.0} us, p99.9 {:.0} us, max {:.0} us; {} commits ({:.2} ms apart), {per_commit:.1} events per commit; writer on CPU {busy:.0}% of the time, waiting for a CPU {waited:.2} s; process CPU {cpu_us:.1} us/event",
+            "run {run}: {} events in {secs:.3} s = {rate:.0} events/s; latency p50 {:.0} us, p99 {:.0} us, p99.9 {:.0} us, max {:.0} us; {} commits ({:.2} ms apart), {per_commit:.1} events per commit; writer on CPU {busy:.0}% of the time, waiting for a CPU {waited:.2} s; fdatasync {fsync_us:.0} us on average, {fsync_share:.0}% of the time; process CPU {cpu_us:.1} us/event",
             appended,
             us(p50),
             us(p99),
@@ -202,9 +207,10 @@ fn main() -> anyhow::Result<()> {
         groups.push(per_commit);
         cpus.push(cpu_us);
         intervals.push(secs * 1e3 / commits.len().max(1) as f64);
+        syncs.push(fsync_us);
     }
     println!(
-        "RESULT append_concurrent mode={:?} threads={threads} per_thread={per} runs={} median_events_per_s={:.0} median_p50_us={:.0} median_p99_us={:.0} median_p999_us={:.0} events_per_commit={:.0} median_commit_interval_ms={:.2} median_process_cpu_us_per_event={:.1}",
+        "RESULT append_concurrent mode={:?} threads={threads} per_thread={per} runs={} median_events_per_s={:.0} median_p50_us={:.0} median_p99_us={:.0} median_p999_us={:.0} events_per_commit={:.0} median_commit_interval_ms={:.2} median_fsync_us={:.0} median_process_cpu_us_per_event={:.1}",
         args.mode,
         rates.len(),
         median(&rates),
@@ -213,6 +219,7 @@ fn main() -> anyhow::Result<()> {
         median(&p999s),
         median(&groups),
         median(&intervals),
+        median(&syncs),
         median(&cpus),
     );
     Ok(())
