@@ -5,6 +5,9 @@
 //! stored once at the index it was given, re-sent events must come back as duplicates of
 //! those indexes, the tree must match, and the log must verify after reopening.
 //!
+//! Appends queued together are gathered into commits of at most 16 MiB of bodies; the one
+//! that would go past it starts the next commit.
+//!
 //! A full disk fails a large commit and changes nothing: the commit's space is reserved
 //! before its direct write is handed to the sync thread, so the error comes back to that
 //! append alone, the writer is not poisoned, and once there is room again appends (large
@@ -100,6 +103,90 @@ fn overlapping_large_commits_keep_every_acknowledged_event() {
 }
 
 /// The log in `dir` holds `total` events, each acknowledged at the index it has, and verifies.
+/// Appends queued together are gathered into one commit only up to 16 MiB of event bodies
+/// (`MAX_GROUP_BYTES` in the writer): the append that would go past it starts the next
+/// commit, and nothing is lost, reordered or stored twice on the way.
+#[test]
+fn queued_appends_past_the_commit_size_go_into_the_next_commit() {
+    const APPENDS: usize = 12;
+    const EVENTS: usize = 1000;
+    const CAP: usize = 16 << 20;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let options = Options {
+        create: true,
+        origin: Some("vellum/pipeline-test".into()),
+        ..Options::default()
+    };
+    let store = Store::open(&dir, options).unwrap();
+    // About 4 MB an append, 50 MB in all: prepared first, so that queueing them is quick
+    // and most wait together while the writer commits the first.
+    let appends: Vec<Vec<(String, vellum_store::Prepared)>> = (0..APPENDS)
+        .map(|a| {
+            (0..EVENTS)
+                .map(|i| {
+                    let mut e = event(a, 0, i);
+                    e.reason = Some("x".repeat(4000));
+                    (e.id.to_string(), vellum_store::Prepared::new(&e))
+                })
+                .collect()
+        })
+        .collect();
+    let bytes: Vec<usize> = appends
+        .iter()
+        .map(|a| a.iter().map(|(_, p)| p.body().len()).sum())
+        .collect();
+    let ids: Vec<Vec<String>> = appends
+        .iter()
+        .map(|a| a.iter().map(|(id, _)| id.clone()).collect())
+        .collect();
+    let pending: Vec<_> = appends
+        .into_iter()
+        .map(|a| {
+            store
+                .append_deferred_prepared(a.into_iter().map(|(_, p)| p).collect())
+                .unwrap()
+        })
+        .collect();
+    let mut acked = HashMap::new();
+    // Appends answered with the same tree size were one commit.
+    let mut commits: Vec<(u64, usize, usize)> = Vec::new(); // (tree size, appends, bytes)
+    let mut last_index = None;
+    for (a, p) in pending.into_iter().enumerate() {
+        let done = p.wait().unwrap();
+        assert_eq!(done.accepted, EVENTS as u64, "append {a}");
+        for (id, (index, duplicate)) in ids[a].iter().zip(done.indexes) {
+            assert!(!duplicate);
+            assert!(
+                last_index < Some(index),
+                "append {a}: indexes in the order sent"
+            );
+            last_index = Some(index);
+            acked.insert(id.clone(), index);
+        }
+        match commits.last_mut() {
+            Some((size, n, b)) if *size == done.tree_size => {
+                *n += 1;
+                *b += bytes[a];
+            }
+            _ => commits.push((done.tree_size, 1, bytes[a])),
+        }
+    }
+    assert!(
+        bytes.iter().sum::<usize>() > CAP + bytes[0],
+        "the test must queue more than a commit holds"
+    );
+    for (size, appends, b) in &commits {
+        assert!(
+            *appends == 1 || *b <= CAP,
+            "the commit ending at {size} gathered {appends} appends, {b} bytes: {commits:?}"
+        );
+    }
+    assert!(commits.len() >= 2, "{commits:?}");
+    drop(store);
+    assert_log_holds(&dir, &acked, (APPENDS * EVENTS) as u64);
+}
+
 fn assert_log_holds(dir: &Path, acked: &HashMap<String, u64>, total: u64) {
     let reader = LogReader::open(dir).unwrap();
     let mut seen = 0u64;
