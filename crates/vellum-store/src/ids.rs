@@ -6,8 +6,9 @@
 //! Stored events have consecutive indexes, so the window is a ring of fingerprints (the
 //! fingerprint of index `i` at `i - start`) and a hash table of indexes found through
 //! their fingerprint's first 8 bytes. Each fingerprint is kept once: 16 bytes in the ring
-//! and 9 in the table, about a third of a map from fingerprint to index beside a queue of
-//! both. Its pages are touched by every bulk load, so its size shows in `vellum append`.
+//! and an 8-byte index (and a control byte) in the table: about 34 MB for 1,000,000 ids,
+//! less than half of a map from fingerprint to index beside a queue of both. Its pages are
+//! touched by every bulk load, so its size shows in `vellum append`.
 
 use std::collections::VecDeque;
 
@@ -21,6 +22,12 @@ fn hash(fp: &Fingerprint) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&fp[..8]);
     u64::from_le_bytes(b)
+}
+
+/// The fingerprint of `index` in a ring whose first is that of `start`.
+fn slot(ring: &VecDeque<Fingerprint>, start: u64, index: u64) -> Option<&Fingerprint> {
+    let at = usize::try_from(index.checked_sub(start)?).ok()?;
+    ring.get(at)
 }
 
 #[derive(Debug)]
@@ -49,8 +56,7 @@ impl IdWindow {
     }
 
     fn fingerprint(&self, index: u64) -> Option<&Fingerprint> {
-        let at = usize::try_from(index.checked_sub(self.start)?).ok()?;
-        self.ring.get(at)
+        slot(&self.ring, self.start, index)
     }
 
     pub(crate) fn get(&self, fp: &Fingerprint) -> Option<u64> {
@@ -76,7 +82,7 @@ impl IdWindow {
             self.evict_oldest();
         }
         let (ring, start) = (&self.ring, self.start);
-        let at = |i: u64| usize::try_from(i - start).ok().and_then(|k| ring.get(k));
+        let at = |i: u64| slot(ring, start, i);
         match self.table.entry(
             hash(&fp),
             |&i| at(i) == Some(&fp),
