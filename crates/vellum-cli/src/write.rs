@@ -92,7 +92,7 @@ fn append_file<R: Read + Seek + Send>(
 ) -> anyhow::Result<Totals> {
     let start = input.stream_position().context("reading stdin")?;
     let mut bufs = ChunkBufs::default();
-    let validated = validate(input, chunk, &mut bufs, limits, |_| Ok(()))?;
+    let validated = validate(input, chunk, &mut bufs, ReadAhead::Yes, limits, |_| Ok(()))?;
     input
         .seek(SeekFrom::Start(start))
         .context("reading stdin again")?;
@@ -110,7 +110,7 @@ fn append_stream(
     batch: usize,
 ) -> anyhow::Result<Totals> {
     let mut bufs = ChunkBufs::default();
-    let validated = validate(input, chunk, &mut bufs, limits, |part| {
+    let validated = validate(input, chunk, &mut bufs, ReadAhead::No, limits, |part| {
         spool
             .write_all(part)
             .context("copying stdin to a temporary file (its directory is $TMPDIR)")
@@ -131,17 +131,25 @@ fn validate(
     input: &mut (impl Read + Send),
     chunk: u64,
     bufs: &mut ChunkBufs,
+    ahead: ReadAhead,
     limits: &Limits,
     mut keep: impl FnMut(&[u8]) -> anyhow::Result<()>,
 ) -> anyhow::Result<Validated> {
     let mut chunks = Vec::new();
     let mut events = 0usize;
-    for_each_chunk(input, chunk, bufs, limits, |part, lines_before, crc| {
-        events += check_ndjson_parallel(part, lines_before, limits)?;
-        keep(part)?;
-        chunks.push((part.len(), crc));
-        Ok(())
-    })?;
+    for_each_chunk(
+        input,
+        chunk,
+        bufs,
+        ahead,
+        limits,
+        |part, lines_before, crc| {
+            events += check_ndjson_parallel(part, lines_before, limits)?;
+            keep(part)?;
+            chunks.push((part.len(), crc));
+            Ok(())
+        },
+    )?;
     if events == 0 {
         bail!("no events on stdin");
     }
@@ -170,6 +178,8 @@ fn append_validated(
         &mut input.by_ref().take(total as u64),
         chunk,
         bufs,
+        // A file, or the copy of a pipe the first pass made.
+        ReadAhead::Yes,
         limits,
         |part, lines_before, crc| {
             line = lines_before + 1;
@@ -314,10 +324,21 @@ const MAX_CHUNK_BUF: usize = 64 << 20;
 /// into the other. Both passes use the same two.
 type ChunkBufs = [Vec<u8>; 2];
 
+/// Whether the next chunk is read while the current one is handed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadAhead {
+    /// A file: reading it never waits on anyone.
+    Yes,
+    /// A pipe: its writer may be slow or stall, and a bad line must be reported as soon
+    /// as it is read, not once the next chunk has arrived.
+    No,
+}
+
 /// Reads NDJSON to the end, about `chunk` bytes at a time, and hands each run of complete
-/// lines to `each` with the number of lines before it and its CRC-32C. The next chunk is
-/// read (and its CRC and lines counted) on a thread of its own while `each` works on the
-/// current one, so the cores parsing are not left idle while it is read. A line that runs
+/// lines to `each` with the number of lines before it and its CRC-32C. From a file
+/// (`ahead`), the next chunk is read (and its CRC and lines counted) on a thread of its own
+/// while `each` works on the current one, so the cores parsing are not left idle while it
+/// is read. A line that runs
 /// past the largest event (plus `LINE_SLACK`) without ending is refused as soon as that is
 /// seen, so memory stays bounded whatever the input; an error of `each` comes first, as
 /// its lines come first.
@@ -329,6 +350,7 @@ fn for_each_chunk(
     input: &mut (impl Read + Send),
     chunk: u64,
     bufs: &mut ChunkBufs,
+    ahead: ReadAhead,
     limits: &Limits,
     mut each: impl FnMut(&[u8], usize, u32) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -358,12 +380,20 @@ fn for_each_chunk(
             };
         }
         // Not at the end, `part` holds at least one line.
-        let (handed, read) = std::thread::scope(|s| {
-            let reader = s.spawn(|| fill(input, chunk, next, limits, after));
-            (each(part, lines_before, filled.crc), reader.join())
-        });
-        handed?;
-        filled = read.map_err(|_| anyhow::anyhow!("the thread reading stdin failed"))??;
+        filled = match ahead {
+            ReadAhead::Yes => {
+                let (handed, read) = std::thread::scope(|s| {
+                    let reader = s.spawn(|| fill(input, chunk, next, limits, after));
+                    (each(part, lines_before, filled.crc), reader.join())
+                });
+                handed?;
+                read.map_err(|_| anyhow::anyhow!("the thread reading stdin failed"))??
+            }
+            ReadAhead::No => {
+                each(part, lines_before, filled.crc)?;
+                fill(input, chunk, next, limits, after)?
+            }
+        };
         std::mem::swap(cur, next);
         lines_before = after;
     }
@@ -544,12 +574,13 @@ mod tests {
 
     use vellum_store::{LogReader, Options};
 
-    fn bodies(input: &str, chunk: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+    fn bodies(input: &str, chunk: u64, ahead: ReadAhead) -> anyhow::Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         for_each_chunk(
             &mut input.as_bytes(),
             chunk,
             &mut ChunkBufs::default(),
+            ahead,
             &Limits::default(),
             |part, lines_before, _| {
                 let prepared =
@@ -571,16 +602,24 @@ mod tests {
             format!("{}\n{}\r\n\n  \n{}\n", LINES[0], LINES[1], LINES[2]),
             format!("{}\n{}\n{}", LINES[0], LINES[1], LINES[2]),
         ] {
-            let whole = bodies(&input, u64::MAX).unwrap();
+            let whole = bodies(&input, u64::MAX, ReadAhead::No).unwrap();
             assert_eq!(whole.len(), 3);
-            for chunk in [1, 2, 7, 64, 100, 1000] {
-                assert_eq!(bodies(&input, chunk).unwrap(), whole, "chunk {chunk}");
+            for ahead in [ReadAhead::Yes, ReadAhead::No] {
+                for chunk in [1, 2, 7, 64, 100, 1000] {
+                    assert_eq!(
+                        bodies(&input, chunk, ahead).unwrap(),
+                        whole,
+                        "chunk {chunk}, {ahead:?}"
+                    );
+                }
             }
         }
         let bad = format!("{}\n\n{}\n{{\"id\":1}}\n{}\n", LINES[0], LINES[1], LINES[2]);
-        for chunk in [1, 5, 80, u64::MAX] {
-            let err = format!("{:#}", bodies(&bad, chunk).unwrap_err());
-            assert!(err.contains("line 4"), "chunk {chunk}: {err}");
+        for ahead in [ReadAhead::Yes, ReadAhead::No] {
+            for chunk in [1, 5, 80, u64::MAX] {
+                let err = format!("{:#}", bodies(&bad, chunk, ahead).unwrap_err());
+                assert!(err.contains("line 4"), "chunk {chunk}, {ahead:?}: {err}");
+            }
         }
     }
 
@@ -696,23 +735,65 @@ mod tests {
         let limits = Limits {
             max_event_bytes: 1000,
         };
-        let mut endless = b"{}\n".chain(std::io::repeat(b'x'));
-        let mut seen = 0;
-        let err = for_each_chunk(
-            &mut endless,
-            4096,
-            &mut ChunkBufs::default(),
-            &limits,
-            |part, _, _| {
-                seen += part.len();
-                Ok(())
-            },
-        )
-        .unwrap_err();
-        let msg = format!("{err:#}");
-        assert!(msg.contains("line 2"), "{msg}");
-        assert!(msg.contains("events are at most 1000 bytes"), "{msg}");
-        assert_eq!(seen, 3, "the complete first line was handed on");
+        for ahead in [ReadAhead::Yes, ReadAhead::No] {
+            let mut endless = b"{}\n".chain(std::io::repeat(b'x'));
+            let mut seen = 0;
+            let err = for_each_chunk(
+                &mut endless,
+                4096,
+                &mut ChunkBufs::default(),
+                ahead,
+                &limits,
+                |part, _, _| {
+                    seen += part.len();
+                    Ok(())
+                },
+            )
+            .unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains("line 2"), "{ahead:?}: {msg}");
+            assert!(msg.contains("events are at most 1000 bytes"), "{msg}");
+            assert_eq!(seen, 3, "{ahead:?}: the complete first line was handed on");
+        }
+    }
+
+    /// Input that records being read: after a pipe's bad line, what its writer sends
+    /// next (or never sends) must not hold up the error.
+    struct Watched<'a>(&'a std::sync::atomic::AtomicBool);
+
+    impl Read for Watched<'_> {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(0)
+        }
+    }
+
+    #[test]
+    fn a_pipe_is_not_read_past_a_chunk_with_a_bad_line() {
+        let first = format!("{}\n{{\"id\":1}}\n", LINES[0]);
+        for (ahead, reads_on) in [(ReadAhead::No, false), (ReadAhead::Yes, true)] {
+            let touched = std::sync::atomic::AtomicBool::new(false);
+            let mut input = first.as_bytes().chain(Watched(&touched));
+            // The first chunk ends exactly where the watched input begins.
+            let err = for_each_chunk(
+                &mut input,
+                first.len() as u64,
+                &mut ChunkBufs::default(),
+                ahead,
+                &Limits::default(),
+                |part, lines_before, _| {
+                    parse_ndjson_parallel(part, lines_before, &Limits::default(), |_| ())
+                        .map(|_| ())
+                },
+            )
+            .unwrap_err();
+            assert!(format!("{err:#}").contains("line 2"), "{ahead:?}: {err:#}");
+            assert_eq!(
+                touched.load(std::sync::atomic::Ordering::SeqCst),
+                reads_on,
+                "{ahead:?}"
+            );
+        }
     }
 
     /// A file that reads differently the second time (changed between the passes): a
