@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use vellum_event::{Category, StoredEvent};
 use vellum_store::LogReader;
+use vellum_testkit::{fill, mount_tmpfs};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vellum");
 
@@ -704,50 +705,6 @@ fn kill_9_mid_stream_loses_and_duplicates_nothing() {
 
 // ---------------------------------------------------------------------------------------
 // Disk full.
-
-/// Unmounts on drop.
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn mount_tmpfs(dir: &Path, size: &str) -> Mount {
-    std::fs::create_dir_all(dir).unwrap();
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(dir)
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Mount(dir.to_path_buf()),
-        Ok(o) => panic!(
-            "this test needs root and tmpfs (`mount -t tmpfs -o size={size} tmpfs {}`) and could not mount: {}{}",
-            dir.display(),
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!("this test needs root and tmpfs: running `mount` failed: {e}"),
-    }
-}
-
-/// Writes zeros to `path` until the filesystem is full.
-fn fill(path: &Path) -> u64 {
-    let mut f = std::fs::File::create(path).unwrap();
-    let chunk = vec![0u8; 16 << 10];
-    let mut written = 0u64;
-    loop {
-        match f.write(&chunk) {
-            Ok(0) => break,
-            Ok(n) => written += n as u64,
-            Err(e) if e.raw_os_error() == Some(28) => break,
-            Err(e) => panic!("filling {}: {e}", path.display()),
-        }
-    }
-    let _ = f.sync_all();
-    written
-}
 
 #[test]
 fn disk_full_refuses_with_503_and_recovers() {

@@ -15,13 +15,12 @@
 //! (`mount`); `.ci/run` runs as root.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use vellum_event::{Category, Event, Outcome, StoredEvent};
 use vellum_store::{LogReader, Options, Store, VerifyOptions, verify};
+use vellum_testkit::{fill, mount_tmpfs};
 
 const THREADS: usize = 4;
 const BATCHES: usize = 8;
@@ -202,45 +201,6 @@ fn assert_log_holds(dir: &Path, acked: &HashMap<String, u64>, total: u64) {
     assert_eq!(seen, total);
     let report = verify(dir, &VerifyOptions::default()).unwrap();
     assert!(report.ok(), "{report:?}");
-}
-
-/// Unmounts on drop.
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn mount_tmpfs(dir: &Path, size: &str) -> Mount {
-    std::fs::create_dir_all(dir).unwrap();
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(dir)
-        .output()
-        .expect("this test needs root and tmpfs: running `mount` failed");
-    assert!(
-        out.status.success(),
-        "this test needs root and tmpfs (`mount -t tmpfs -o size={size} tmpfs {}`) and could not mount: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Mount(dir.to_path_buf())
-}
-
-/// Writes to `path` until the file system is full.
-fn fill(path: &Path) {
-    let mut f = std::fs::File::create(path).unwrap();
-    let chunk = vec![7u8; 16 << 10];
-    loop {
-        match f.write(&chunk) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(28) => break,
-            Err(e) => panic!("filling {}: {e}", path.display()),
-        }
-    }
 }
 
 fn named(name: &str, n: usize) -> Vec<Event> {
