@@ -316,6 +316,11 @@ impl<'s> Appending<'s> {
 /// Whitespace a line may carry beyond the largest event before it is refused unread.
 const LINE_SLACK: usize = 64 << 10;
 
+/// The longest line read before it is refused unread.
+fn longest_line(limits: &Limits) -> usize {
+    limits.max_event_bytes.saturating_add(LINE_SLACK)
+}
+
 /// The most a chunk buffer is sized for up front, for the chunk and again for the line
 /// carried over (larger ones grow it as it fills).
 const MAX_CHUNK_BUF: usize = 64 << 20;
@@ -338,10 +343,9 @@ enum ReadAhead {
 /// lines to `each` with the number of lines before it and its CRC-32C. From a file
 /// (`ahead`), the next chunk is read (and its CRC and lines counted) on a thread of its own
 /// while `each` works on the current one, so the cores parsing are not left idle while it
-/// is read. A line that runs
-/// past the largest event (plus `LINE_SLACK`) without ending is refused as soon as that is
-/// seen, so memory stays bounded whatever the input; an error of `each` comes first, as
-/// its lines come first.
+/// is read. A line that runs past the largest event (plus `LINE_SLACK`) without ending is
+/// refused as soon as that is seen, so memory stays bounded whatever the input; an error
+/// of `each` comes first, as its lines come first.
 ///
 /// The buffers are sized once, for a chunk and the longest line carried over: growing
 /// them as they fill would copy them and touch fresh pages each time, which costs more
@@ -354,7 +358,7 @@ fn for_each_chunk(
     limits: &Limits,
     mut each: impl FnMut(&[u8], usize, u32) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let longest = limits.max_event_bytes.saturating_add(LINE_SLACK);
+    let longest = longest_line(limits);
     let sized = usize::try_from(chunk)
         .unwrap_or(usize::MAX)
         .min(MAX_CHUNK_BUF)
@@ -419,7 +423,7 @@ fn fill(
     limits: &Limits,
     lines_before: usize,
 ) -> anyhow::Result<Filled> {
-    let longest = limits.max_event_bytes.saturating_add(LINE_SLACK);
+    let longest = longest_line(limits);
     loop {
         let read = input
             .by_ref()

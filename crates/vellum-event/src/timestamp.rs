@@ -19,10 +19,11 @@ impl Timestamp {
     pub fn now() -> Self {
         let now = OffsetDateTime::now_utc();
         // The clock is within years 1..=9999; fall back to the epoch rather than panic.
-        Self::from_datetime(now).unwrap_or(Self(OffsetDateTime::UNIX_EPOCH))
+        Self::from_datetime(now).unwrap_or(Self::epoch())
     }
 
-    /// 1970-01-01T00:00:00Z: a placeholder where a time is needed but dropped.
+    /// 1970-01-01T00:00:00Z: the fallback of a clock out of range, and a placeholder where
+    /// a time is needed but dropped.
     pub(crate) fn epoch() -> Self {
         Self(OffsetDateTime::UNIX_EPOCH)
     }
