@@ -231,7 +231,7 @@ impl<'a> Wire<'a> {
             });
         }
         serde_json::from_str(text).map_err(|e| {
-            let msg = e.to_string();
+            let msg = json_message(&e, text);
             match msg.strip_prefix("unknown field `") {
                 Some(rest) => EventError::UnknownField(rest.split('`').next().unwrap_or("").into()),
                 None => EventError::Json(msg),
@@ -406,6 +406,19 @@ fn opt_object(v: Option<&RawValue>, field: &str) -> Result<Option<Map<String, Va
                 field: field.to_string(),
                 expected: "an object",
             }),
+    }
+}
+
+/// serde_json's message for `e`. An event on one line (an NDJSON line, whose number the
+/// caller reports) is placed by its column alone: serde_json's "line 1" would contradict it.
+fn json_message(e: &serde_json::Error, text: &str) -> String {
+    let msg = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    match msg.strip_suffix(&position) {
+        Some(what) if e.line() == 1 && !text.contains('\n') => {
+            format!("{what} at column {}", e.column())
+        }
+        _ => msg,
     }
 }
 

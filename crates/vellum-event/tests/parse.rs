@@ -69,6 +69,15 @@ fn bad_events_get_the_right_error() {
     let cases: &[Case] = &[
         ("", |e| matches!(e, E::Json(_))),
         ("{", |e| matches!(e, E::Json(_))),
+        // One line is placed by its column (the caller names the line); more by both.
+        (
+            r#"{"category":"admin""#,
+            |e| matches!(e, E::Json(m) if m == "EOF while parsing an object at column 19"),
+        ),
+        (
+            "{\n\"category\":\"admin\",",
+            |e| matches!(e, E::Json(m) if m.ends_with("at line 2 column 19")),
+        ),
         ("[1]", |e| matches!(e, E::NotAnObject)),
         ("42", |e| matches!(e, E::NotAnObject)),
         (r#"{"action":"x"}"#, |e| {
