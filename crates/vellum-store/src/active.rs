@@ -51,7 +51,8 @@ pub(crate) struct CommitBuf {
 }
 
 impl CommitBuf {
-    /// The records' bytes, zeroed until framed.
+    /// The records' bytes, to be overwritten whole by framing (they hold whatever the
+    /// buffer held before).
     pub(crate) fn records_mut(&mut self) -> &mut [u8] {
         &mut self.raw[self.start + self.head..][..self.len]
     }
@@ -236,8 +237,8 @@ impl ActiveSegment {
         self.pos
     }
 
-    /// Lays `buf` out for a commit of `len` bytes of framed records written at `pos`:
-    /// the records zeroed, ready to be framed in [`CommitBuf::records_mut`].
+    /// Lays `buf` out for a commit of `len` bytes of framed records written at `pos`,
+    /// ready to be framed in [`CommitBuf::records_mut`].
     pub(crate) fn lay_out(&self, buf: &mut CommitBuf, len: usize) {
         let direct = self.direct.is_some() && len as u64 >= LARGE_COMMIT;
         self.lay_out_as(buf, len, direct);
@@ -255,13 +256,15 @@ impl ActiveSegment {
         };
         let whole = head + len + pad;
         let need = whole + if direct { DIRECT_ALIGN } else { 0 };
-        buf.raw.clear();
         if buf.raw.capacity() < need {
             // Replaced, not grown: growing would copy the old bytes only to zero them, and
             // fresh pages cost the most here. Whole MiBs, so that a slightly larger commit
             // next time fits too.
             buf.raw = Vec::with_capacity(need.next_multiple_of(1 << 20));
         }
+        // A reused buffer keeps the last commit's bytes where framing will overwrite every
+        // one of them (zeroing them first cost a pass over the whole commit); only the bytes
+        // past its old length are zeroed here.
         buf.raw.resize(need, 0);
         buf.start = if direct {
             (DIRECT_ALIGN - buf.raw.as_ptr().addr() % DIRECT_ALIGN) % DIRECT_ALIGN
@@ -271,6 +274,7 @@ impl ActiveSegment {
         (buf.head, buf.len, buf.pad, buf.direct) = (head, len, pad, direct);
         if direct {
             buf.raw[buf.start..][..head].copy_from_slice(&self.tail);
+            buf.raw[buf.start + head + len..][..pad].fill(0);
         }
     }
 
@@ -455,6 +459,8 @@ mod tests {
             "small after large, inside its last block",
             &[(1, 270_000), (1, 10), (1, 20)],
         ),
+        // The second reuses the first one's buffer: its padding is where records were.
+        ("large after a larger one", &[(1, 500_000), (1, 300_000)]),
     ];
 
     fn payload(commit: usize, record: usize, len: usize) -> Vec<u8> {
@@ -513,6 +519,8 @@ mod tests {
         }
         let mut pending: Vec<DirectWrite> = Vec::new();
         let mut payloads = Vec::new();
+        // Buffers are reused as the writer reuses them, each left full of other bytes.
+        let mut spare: Option<CommitBuf> = None;
         for (c, &(n, len)) in commits.iter().enumerate() {
             let mut framed = Vec::new();
             for r in 0..n {
@@ -520,9 +528,9 @@ mod tests {
                 record::encode(&mut framed, &p);
                 payloads.push(p);
             }
-            let mut buf = CommitBuf::default();
+            let mut buf = spare.take().unwrap_or_default();
+            buf.raw.fill(0xa5);
             seg.lay_out(&mut buf, framed.len());
-            assert!(buf.records_mut().iter().all(|&b| b == 0));
             buf.records_mut().copy_from_slice(&framed);
             if way == Way::Later && buf.is_direct() {
                 pending.push(seg.write_later(buf).expect("stage"));
@@ -531,6 +539,7 @@ mod tests {
                     w.perform().expect("perform");
                 }
                 seg.write(&buf).expect("write");
+                spare = Some(buf);
             }
             seg.count += n as u64;
             if way == Way::Reopened {
