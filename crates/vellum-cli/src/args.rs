@@ -16,7 +16,8 @@ pub(crate) struct Cli {
         long,
         global = true,
         env = "VELLUM_DATA",
-        default_value = "./vellum-data"
+        default_value = "./vellum-data",
+        help_heading = "Global options"
     )]
     pub data: PathBuf,
     #[command(flatten)]
@@ -27,6 +28,7 @@ pub(crate) struct Cli {
 
 /// Options for commands that write.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct StoreArgs {
     /// Origin (and checkpoint key name) of a new log; default `vellum/<hostname>`.
     #[arg(long, global = true, env = "VELLUM_ORIGIN")]
@@ -123,14 +125,20 @@ pub(crate) enum ProveCommand {
 
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct FilterArgs {
+    /// Events of this category: authentication, api_request, data_access, admin, security or
+    /// malfunction.
     #[arg(long)]
     pub category: Option<String>,
+    /// Events with this action (as written, e.g. `api_key.used`).
     #[arg(long)]
     pub action: Option<String>,
+    /// Events with this outcome: success, failure or unknown.
     #[arg(long)]
     pub outcome: Option<String>,
+    /// Events of this user (`actor.user`, as written).
     #[arg(long)]
     pub user: Option<String>,
+    /// Events from this address (`source.ip`, as written).
     #[arg(long)]
     pub ip: Option<String>,
     /// Events at or after this time (RFC 3339).

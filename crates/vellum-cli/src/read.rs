@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use vellum_event::{Filter, StoredEvent, Timestamp};
+use vellum_event::{Filter, FilterText, StoredEvent};
 use vellum_store::{ApiKeys, LogReader, VerifyOptions};
 
 use crate::CheckFailed;
@@ -146,15 +146,16 @@ pub(crate) fn prove_consistency(data: &Path, from: u64, to: Option<u64>) -> anyh
 }
 
 pub(crate) fn parse_filter(f: &FilterArgs) -> anyhow::Result<Filter> {
-    Ok(Filter {
-        category: f.category.as_deref().map(str::parse).transpose()?,
-        action: f.action.clone(),
-        outcome: f.outcome.as_deref().map(str::parse).transpose()?,
-        user: f.user.clone(),
-        ip: f.ip.clone(),
-        since: f.since.as_deref().map(Timestamp::parse).transpose()?,
-        until: f.until.as_deref().map(Timestamp::parse).transpose()?,
-    })
+    Ok(FilterText {
+        category: f.category.as_deref(),
+        action: f.action.as_deref(),
+        outcome: f.outcome.as_deref(),
+        user: f.user.as_deref(),
+        ip: f.ip.as_deref(),
+        since: f.since.as_deref(),
+        until: f.until.as_deref(),
+    }
+    .parse()?)
 }
 
 /// Streams events in index order that match `filter`, up to `limit`.

@@ -1,6 +1,8 @@
 //! Query filters over stored events.
 
-use crate::{Category, Outcome, StoredEvent, Timestamp};
+use std::net::IpAddr;
+
+use crate::{Category, EventError, Outcome, StoredEvent, Timestamp};
 
 /// Which events a query wants; every set member must match.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -36,5 +38,39 @@ impl Filter {
                 .is_none_or(|ip| Some(ip) == e.ip().as_deref())
             && self.since.is_none_or(|t| e.time >= t)
             && self.until.is_none_or(|t| e.time < t)
+    }
+}
+
+/// A filter's members as text, as the command line and the query API take them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FilterText<'a> {
+    pub category: Option<&'a str>,
+    pub action: Option<&'a str>,
+    pub outcome: Option<&'a str>,
+    pub user: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+}
+
+impl FilterText<'_> {
+    /// The filter these members name, or why one of them can match no event: an unknown
+    /// category or outcome, a time that is not RFC 3339, an address that is not one (events
+    /// with such a `source.ip` are refused). Action, user and address match as written.
+    pub fn parse(&self) -> Result<Filter, EventError> {
+        if let Some(ip) = self.ip
+            && ip.parse::<IpAddr>().is_err()
+        {
+            return Err(EventError::InvalidIp(ip.chars().take(64).collect()));
+        }
+        Ok(Filter {
+            category: self.category.map(str::parse).transpose()?,
+            action: self.action.map(str::to_owned),
+            outcome: self.outcome.map(str::parse).transpose()?,
+            user: self.user.map(str::to_owned),
+            ip: self.ip.map(str::to_owned),
+            since: self.since.map(Timestamp::parse).transpose()?,
+            until: self.until.map(Timestamp::parse).transpose()?,
+        })
     }
 }

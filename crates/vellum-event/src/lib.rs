@@ -27,7 +27,7 @@ pub use batch::{BodyFormat, check_batch, parse_batch, parse_batch_canonical, par
 pub use canonical::Canonical;
 pub use error::{BatchError, EventError};
 pub use event::{Category, Event, EventId, Limits, Outcome};
-pub use filter::Filter;
+pub use filter::{Filter, FilterText};
 pub use object::JsonObject;
 pub use stored::{StoredEvent, fill_stored, stored_len, stored_prefix, write_stored_body};
 pub use timestamp::Timestamp;

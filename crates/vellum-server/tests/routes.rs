@@ -1038,6 +1038,9 @@ async fn query_pages_return_every_match_once() {
         "/v1/events?limit=1001",
         "/v1/events?cursor=abc",
         "/v1/events?category=nope",
+        "/v1/events?outcome=maybe",
+        "/v1/events?ip=10.0.0",
+        "/v1/events?since=yesterday",
         "/v1/events?bogus=1",
     ] {
         let r = h.call(Req::new("GET", bad, Cred::Auditor)).await;

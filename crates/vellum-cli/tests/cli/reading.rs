@@ -140,6 +140,11 @@ fn query_rejects_bad_filters() {
     log.run(&["query", "--since", "yesterday"])
         .expect_code(2)
         .stderr_has(&["yesterday"]);
+    // No stored event can have it: refused rather than answered with nothing.
+    log.run(&["query", "--ip", "10.0.0"])
+        .expect_code(2)
+        .stderr_has(&["invalid IP address", "10.0.0"]);
+    log.run(&["export", "--ip", "10.0.0"]).expect_code(2);
 }
 
 /// RFC 6962 Merkle tree hash of a list of leaf hashes.

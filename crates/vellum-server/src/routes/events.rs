@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use vellum_event::{BodyFormat, Category, Filter, Outcome, Timestamp, parse_batch_canonical};
+use vellum_event::{BodyFormat, Filter, FilterText, parse_batch_canonical};
 use vellum_store::{Prepared, Role};
 
 use crate::auth::Caller;
@@ -101,37 +101,17 @@ pub struct QueryParams {
 
 impl QueryParams {
     fn filter(&self) -> AppResult<Filter> {
-        let bad =
-            |e: vellum_event::EventError| AppError::bad_request("invalid_request", e.to_string());
-        Ok(Filter {
-            category: self
-                .category
-                .as_deref()
-                .map(str::parse::<Category>)
-                .transpose()
-                .map_err(bad)?,
-            action: self.action.clone(),
-            outcome: self
-                .outcome
-                .as_deref()
-                .map(str::parse::<Outcome>)
-                .transpose()
-                .map_err(bad)?,
-            user: self.user.clone(),
-            ip: self.ip.clone(),
-            since: self
-                .since
-                .as_deref()
-                .map(Timestamp::parse)
-                .transpose()
-                .map_err(bad)?,
-            until: self
-                .until
-                .as_deref()
-                .map(Timestamp::parse)
-                .transpose()
-                .map_err(bad)?,
-        })
+        FilterText {
+            category: self.category.as_deref(),
+            action: self.action.as_deref(),
+            outcome: self.outcome.as_deref(),
+            user: self.user.as_deref(),
+            ip: self.ip.as_deref(),
+            since: self.since.as_deref(),
+            until: self.until.as_deref(),
+        }
+        .parse()
+        .map_err(|e| AppError::bad_request("invalid_request", e.to_string()))
     }
 
     fn as_json(&self) -> Value {
