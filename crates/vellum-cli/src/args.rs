@@ -60,6 +60,7 @@ pub(crate) enum Command {
     },
     /// Print an event's receipt: the event, its inclusion proof and a signed checkpoint.
     Receipt {
+        /// The event's index.
         #[arg(long)]
         index: u64,
     },
@@ -68,6 +69,7 @@ pub(crate) enum Command {
         /// The verifier key (`name+id+key`), or a file holding it.
         #[arg(long)]
         key: String,
+        /// The receipt (JSON, as `vellum receipt` prints it).
         file: PathBuf,
     },
     /// Export events.
@@ -109,15 +111,19 @@ pub(crate) struct VerifyArgs {
 pub(crate) enum ProveCommand {
     /// Inclusion of the event at INDEX in the tree of SIZE (default: the latest checkpoint).
     Inclusion {
+        /// The event's index.
         #[arg(long)]
         index: u64,
+        /// The tree size to prove it in (default: the latest checkpoint's).
         #[arg(long)]
         size: Option<u64>,
     },
     /// That the tree of size FROM is a prefix of the tree of size TO (default: latest checkpoint).
     Consistency {
+        /// The smaller tree size, such as a checkpoint saved earlier.
         #[arg(long)]
         from: u64,
+        /// The larger tree size (default: the latest checkpoint's).
         #[arg(long)]
         to: Option<u64>,
     },
@@ -181,6 +187,7 @@ pub(crate) struct TailArgs {
 pub(crate) enum KeysCommand {
     /// Create a key; its secret is printed once.
     Create {
+        /// A name to know the key by (the caller, the service).
         #[arg(long)]
         name: String,
         /// admin, ingest, auditor or client.
@@ -190,7 +197,10 @@ pub(crate) enum KeysCommand {
     /// List keys (never their secrets).
     List,
     /// Revoke a key by id.
-    Revoke { id: String },
+    Revoke {
+        /// The key's id, as `keys list` shows it (`k_…`).
+        id: String,
+    },
 }
 
 #[derive(Args, Debug)]
