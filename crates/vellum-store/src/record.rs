@@ -10,6 +10,15 @@ pub(crate) const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
 /// What [`decode`] says of a record whose checksum does not match.
 pub(crate) const BAD_CHECKSUM: &str = "a record's checksum does not match its bytes";
+/// What [`decode`] says where the file ends inside a record's header or payload.
+pub(crate) const HEADER_CUT_SHORT: &str = "a record header is cut short";
+pub(crate) const CUT_SHORT: &str = "a record is cut short";
+
+/// Whether `why` (a [`Frame::Bad`] reason) says bytes are missing at the end of the file,
+/// rather than that bytes present are wrong.
+pub(crate) fn is_cut_short(why: &str) -> bool {
+    why == CUT_SHORT || why == HEADER_CUT_SHORT
+}
 
 /// Appends a framed record to `out`.
 pub(crate) fn encode(out: &mut Vec<u8>, payload: &[u8]) {
@@ -64,7 +73,7 @@ pub(crate) fn decode_unchecked(buf: &[u8], at_eof: bool) -> (Frame<'_>, u32) {
             return frame(Frame::End);
         }
         return frame(if at_eof {
-            Frame::Bad("a record header is cut short")
+            Frame::Bad(HEADER_CUT_SHORT)
         } else {
             Frame::Incomplete { needed: HEADER_LEN }
         });
@@ -83,7 +92,7 @@ pub(crate) fn decode_unchecked(buf: &[u8], at_eof: bool) -> (Frame<'_>, u32) {
     }
     let Some(payload) = buf.get(HEADER_LEN..HEADER_LEN + len) else {
         return frame(if at_eof {
-            Frame::Bad("a record is cut short")
+            Frame::Bad(CUT_SHORT)
         } else {
             Frame::Incomplete {
                 needed: HEADER_LEN + len,
@@ -147,10 +156,7 @@ mod tests {
         let mut buf = Vec::new();
         encode(&mut buf, b"hello");
         assert_eq!(decode(&buf, true), Frame::Record(b"hello"));
-        assert_eq!(
-            decode(&buf[..10], true),
-            Frame::Bad("a record is cut short")
-        );
+        assert_eq!(decode(&buf[..10], true), Frame::Bad(CUT_SHORT));
         assert!(matches!(
             decode(&buf[..10], false),
             Frame::Incomplete { needed: 13 }

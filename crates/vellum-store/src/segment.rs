@@ -328,7 +328,7 @@ impl ChunkReader {
                         // Cannot happen: at the end of the file decode() says Bad instead.
                         self.state = ReadState::Ended(ScanEnd {
                             end: end_at(pos),
-                            damage: Some("a record is cut short"),
+                            damage: Some(record::CUT_SHORT),
                             file_len: self.file_len,
                         });
                     } else {

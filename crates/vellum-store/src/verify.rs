@@ -254,7 +254,9 @@ fn verify_in_chunks(dir: PathBuf, opts: &VerifyOptions<'_>, chunk_bytes: usize) 
         progress: opts.progress,
     };
     let mut memory = Memory::default();
-    let mut tail_damage: Option<Problem> = None;
+    // A bad end of the last segment, and whether it is bytes missing (cut short, or a header
+    // never written) rather than bytes present that are wrong.
+    let mut tail_damage: Option<(Problem, bool)> = None;
     for (n, &first) in firsts.iter().enumerate() {
         let expected = walk.expected;
         let path = layout.segment(first);
@@ -307,11 +309,14 @@ fn verify_in_chunks(dir: PathBuf, opts: &VerifyOptions<'_>, chunk_bytes: usize) 
                 if n + 1 == firsts.len()
                     && crate::recovery::segment_never_started(&layout, first).unwrap_or(false) =>
             {
-                tail_damage = Some(Problem {
-                    index: Some(first),
-                    file: Some(path.clone()),
-                    what: format!("{e}: a new segment whose header was never written"),
-                });
+                tail_damage = Some((
+                    Problem {
+                        index: Some(first),
+                        file: Some(path.clone()),
+                        what: format!("{e}: a new segment whose header was never written"),
+                    },
+                    true,
+                ));
                 break;
             }
             Err(e) => {
@@ -335,7 +340,7 @@ fn verify_in_chunks(dir: PathBuf, opts: &VerifyOptions<'_>, chunk_bytes: usize) 
                 what: format!("{why} at offset {}", end.end),
             };
             if n + 1 == firsts.len() {
-                tail_damage = Some(p);
+                tail_damage = Some((p, crate::record::is_cut_short(why)));
             } else {
                 report.problems.push(p);
                 break;
@@ -362,23 +367,28 @@ fn verify_in_chunks(dir: PathBuf, opts: &VerifyOptions<'_>, chunk_bytes: usize) 
         let labels: Vec<&str> = list.iter().map(|c| c.label.as_str()).collect();
         let file = tail_damage
             .as_ref()
-            .and_then(|p| p.file.clone())
+            .and_then(|(p, _)| p.file.clone())
             .or_else(|| firsts.last().map(|&f| layout.segment(f)));
         let cause = tail_damage
             .as_ref()
-            .map(|p| format!(" ({})", p.what))
+            .map(|(p, _)| format!(" ({})", p.what))
             .unwrap_or_default();
+        // Bytes that are there and wrong were changed; bytes that are not there were cut.
+        let verdict = match tail_damage {
+            Some((_, false)) => "a record signed for was altered or damaged",
+            _ => "it was truncated or rolled back",
+        };
         if report.problems.is_empty() {
             report.problems.push(Problem {
                 index: Some(expected),
                 file,
                 what: format!(
-                    "the log ends at index {expected}{cause} but {} covers {size} events: it was truncated or rolled back",
+                    "the log ends at index {expected}{cause} but {} covers {size} events: {verdict}",
                     labels.join(", ")
                 ),
             });
         }
-    } else if let Some(p) = tail_damage {
+    } else if let Some((p, _)) = tail_damage {
         report
             .notes
             .push(format!("unacknowledged torn tail, cut on next open: {p}"));

@@ -57,9 +57,10 @@ fn flipped_bit_in_record_of_sealed_segment() {
 fn flipped_bit_in_record_of_active_segment() {
     let log = Log::standard();
     flip_middle_of_record(&log, ACTIVE, 57);
+    // Not taken for a torn tail: a checkpoint covers it, and its bytes are there.
     log.verify()
         .fails_at(ACTIVE + 57, &seg_name(ACTIVE))
-        .stderr_has(&["checksum"]);
+        .stderr_has(&["checksum", "altered or damaged"]);
 }
 
 fn change_outcome(log: &Log, first: u64, index: u64) {
