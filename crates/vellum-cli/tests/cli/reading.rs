@@ -373,3 +373,46 @@ fn keys_list_columns_line_up() {
         );
     }
 }
+
+/// The README's first command: the sample events append and the log verifies. Sent again,
+/// the events that carry an `id` are answered as duplicates; those in the chapter's shape
+/// (no `id`, so a fresh one each time) are stored again.
+#[test]
+fn readme_sample_events_append_and_verify() {
+    let sample =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/events.ndjson");
+    let text = std::fs::read(&sample).expect("examples/events.ndjson");
+    let lines: Vec<serde_json::Value> = text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("a JSON line"))
+        .collect();
+    let with_id = lines.iter().filter(|v| v.get("id").is_some()).count();
+    let n = lines.len();
+    assert!(with_id > 0 && with_id < n, "the sample mixes both shapes");
+
+    let log = Log::empty();
+    let run = log.run_stdin(&["append"], &text);
+    run.ok();
+    assert!(
+        run.stdout.contains(&format!(
+            "appended {n} events, indexes 0..{}, tree size {n}",
+            n - 1
+        )),
+        "{}",
+        run.stdout
+    );
+    log.verify().ok();
+
+    let again = log.run_stdin(&["append"], &text);
+    again.ok();
+    assert!(
+        again.stdout.contains(&format!("{with_id} duplicates")),
+        "{}",
+        again.stdout
+    );
+    log.verify().ok();
+    let all = log.run(&["export"]);
+    all.ok();
+    assert_eq!(all.stdout.lines().count(), 2 * n - with_id);
+}
