@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::json;
 use vellum_event::{Filter, FilterText, StoredEvent};
 use vellum_store::{ApiKeys, LogReader, VerifyOptions};
@@ -303,9 +303,15 @@ pub(crate) fn tail(data: &Path, args: TailArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn keys_list(data: &Path) -> anyhow::Result<()> {
+    // A directory that is not a log is an error, as for every other command; a log with
+    // no keys is an empty list.
+    open_reader(data)?;
     let keys = ApiKeys::new(data).list()?;
     if keys.is_empty() {
-        bail!("no API keys (create one with `vellum keys create --name NAME --role ROLE`)");
+        eprintln!(
+            "vellum: no API keys (create one with `vellum keys create --name NAME --role ROLE`)"
+        );
+        return Ok(());
     }
     outln!(
         "{:<12} {:<8} {:<28} {:<28} NAME",

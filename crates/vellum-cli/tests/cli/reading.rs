@@ -296,6 +296,14 @@ fn tail_prints_the_last_events() {
 #[test]
 fn keys_create_list_revoke_are_audited() {
     let log = Log::small(3);
+    // No keys yet: an empty list, not an error.
+    let none = log.run(&["keys", "list"]);
+    none.ok().stderr_has(&["no API keys"]);
+    assert!(none.stdout.is_empty(), "{}", none.stdout);
+    // No log at all: refused as every other command refuses it.
+    log.run_in(&log.outside("nothing"), &["keys", "list"], b"")
+        .expect_code(2)
+        .stderr_has(&["no data directory"]);
     let run = log.run(&["keys", "create", "--name", "ci-ingest", "--role", "ingest"]);
     run.ok().stderr_has(&["shown only now"]);
     let token = run.stdout.trim().to_string();
