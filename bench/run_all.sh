@@ -60,6 +60,11 @@ uptime
 "$B/append_concurrent" --events "$EVENTS" --threads 64 --per-thread 1000 --runs "$RUNS" --dir "$W" --mode tasks
 "$B/append_concurrent" --events "$EVENTS" --threads 64 --per-thread 1000 --runs "$RUNS" --dir "$W" --mode threads
 "$B/fsync_probe" --bytes 25000 --commits 1000 --runs 3 --dir "$W"
+echo "-- a model of the commit cycle: the writer's CPU per event, and a second committer"
+for cfg in "1 0 0" "1 1000 500" "2 0 0" "2 1000 500"; do
+  set -- $cfg
+  "$B/commit_model" --committers "$1" --layout-ns "$2" --finish-ns "$3" --runs 3 --dir "$W"
+done
 
 echo "== 3. vellum append (CLI, end to end) vs seed_logger.py"
 python3 bench/cli_vs_seed.py --events "$N" --runs 3 --diag-batch "$N"

@@ -228,6 +228,30 @@ pub fn store_options() -> vellum_store::Options {
     }
 }
 
+/// Creates (or empties) `path` and writes `len` bytes of zeros into it, then syncs it, as
+/// the store zero-fills ahead of small commits: writes into it and their `fdatasync`s then
+/// change no file size.
+pub fn zeroed_file(path: &Path, len: u64) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        file.write_all_at(&zeros, at)
+            .with_context(|| format!("writing {}", path.display()))?;
+        at += zeros.len() as u64;
+    }
+    file.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))?;
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

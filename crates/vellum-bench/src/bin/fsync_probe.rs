@@ -3,7 +3,6 @@
 //! else. Its latency bounds how fast waiting callers can be answered: `C` callers who each
 //! wait for their commit can do at most `C / latency` appends per second.
 
-use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -39,24 +38,8 @@ fn main() -> anyhow::Result<()> {
     let total = (args.bytes * args.commits) as u64;
     let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
     for run in 1..=args.runs.max(1) {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        // Preallocate with zeros and sync, as the store does, so that each fdatasync has no
-        // file-size change to journal.
-        let zeros = vec![0u8; 1 << 20];
-        let mut at = 0u64;
-        while at < total {
-            file.write_all_at(&zeros, at)
-                .with_context(|| format!("writing {}", path.display()))?;
-            at += zeros.len() as u64;
-        }
-        file.sync_all()
-            .with_context(|| format!("syncing {}", path.display()))?;
+        // Zero-filled and synced first, as the store's segments are.
+        let file = vellum_bench::zeroed_file(&path, total)?;
         let data = vec![b'x'; args.bytes];
         let mut lat: Vec<Duration> = Vec::with_capacity(args.commits);
         for i in 0..args.commits {
