@@ -37,7 +37,7 @@ def main():
         fresh(data)
         with open(native, "rb") as f:
             secs, out = timed([vellum, "--data", data, "--origin", "vellum/bench", "append"], stdin=f)
-        m = re.search(r"appended (\d+) events", out)
+        m = re.search(r"appended (\d+) event", out)
         if not m or int(m.group(1)) != a.events:
             sys.exit(f"unexpected vellum output: {out!r}")
         v_rates.append(a.events / secs)

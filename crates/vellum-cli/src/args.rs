@@ -26,19 +26,47 @@ pub(crate) struct Cli {
     pub command: Command,
 }
 
-/// Options for commands that write.
+/// Options of the store, for the commands that write (`serve` takes them over its
+/// configuration file and environment).
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Global options")]
 pub(crate) struct StoreArgs {
     /// Origin (and checkpoint key name) of a new log; default `vellum/<hostname>`.
     #[arg(long, global = true, env = "VELLUM_ORIGIN")]
     pub origin: Option<String>,
-    /// Seal a segment once it holds this many MiB.
-    #[arg(long, global = true, default_value_t = 64)]
-    pub segment_mib: u64,
-    /// Largest accepted event, in bytes.
-    #[arg(long, global = true, default_value_t = 1024 * 1024)]
-    pub max_event_bytes: usize,
+    /// Seal a segment once it holds this many MiB (default 64).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub segment_mib: Option<u64>,
+    /// Largest accepted event, in bytes, at most 16 MiB (default 1048576).
+    #[arg(long, global = true, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=16 << 20))]
+    pub max_event_bytes: Option<usize>,
+    /// How many of the latest events' ids are remembered, so that a re-sent id is answered
+    /// as a duplicate; about 34 bytes of memory each (default 1000000).
+    #[arg(long, global = true)]
+    pub dedupe_window: Option<usize>,
+}
+
+impl StoreArgs {
+    /// The store's options: these flags over the defaults.
+    pub(crate) fn options(&self) -> vellum_store::Options {
+        let d = vellum_store::Options::default();
+        vellum_store::Options {
+            origin: self.origin.clone(),
+            segment_max_bytes: self
+                .segment_mib
+                .map_or(d.segment_max_bytes, |mib| mib << 20),
+            dedupe_window: self.dedupe_window.unwrap_or(d.dedupe_window),
+            ..d
+        }
+    }
+
+    /// The limits events are parsed with.
+    pub(crate) fn limits(&self) -> vellum_event::Limits {
+        let d = vellum_event::Limits::default();
+        vellum_event::Limits {
+            max_event_bytes: self.max_event_bytes.unwrap_or(d.max_event_bytes),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

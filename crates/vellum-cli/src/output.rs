@@ -7,7 +7,7 @@ use anyhow::Context;
 use base64::Engine;
 use indicatif::{ProgressBar, ProgressStyle};
 use vellum_merkle::Hash;
-use vellum_store::{LogReader, Options, Store};
+use vellum_store::{LogReader, Store};
 
 use crate::args::StoreArgs;
 
@@ -24,13 +24,8 @@ pub(crate) fn open_reader(data: &Path) -> anyhow::Result<LogReader> {
 }
 
 pub(crate) fn open_store(data: &Path, args: &StoreArgs) -> anyhow::Result<Store> {
-    let options = Options {
-        origin: args.origin.clone(),
-        segment_max_bytes: args.segment_mib.max(1) << 20,
-        ..Options::default()
-    };
     let store =
-        Store::open(data, options).with_context(|| format!("opening {}", data.display()))?;
+        Store::open(data, args.options()).with_context(|| format!("opening {}", data.display()))?;
     let r = store.recovered();
     if let Some((path, at, bytes)) = &r.torn_tail {
         eprintln!(

@@ -18,6 +18,9 @@ pub(crate) fn serve(data: &Path, store: &StoreArgs, args: ServeArgs) -> anyhow::
     let flags = Overrides {
         listen: args.listen,
         origin: store.origin.clone(),
+        segment_max_mib: store.segment_mib,
+        max_event_bytes: store.max_event_bytes,
+        dedupe_window: store.dedupe_window,
     };
     let config = Config::load(args.config.as_deref(), &flags)?;
     let (state, token) = vellum_server::prepare(data, config)

@@ -19,9 +19,7 @@ use crate::args::{AppendArgs, PruneArgs, StoreArgs};
 use crate::output::open_store;
 
 pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> anyhow::Result<()> {
-    let limits = Limits {
-        max_event_bytes: store_args.max_event_bytes,
-    };
+    let limits = store_args.limits();
     let open = || open_store(data, store_args);
     // Validate everything before anything is written: a bad line anywhere rejects it all.
     // Parsing and preparing (canonical bytes, id fingerprints) run on every core, a chunk of
@@ -45,14 +43,23 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
         last,
         size,
     } = appended;
+    let events = |n: u64| if n == 1 { "event" } else { "events" };
     match (first, last) {
+        (Some(a), Some(b)) if a == b => {
+            outln!("appended 1 event, index {a}, tree size {size}")
+        }
         (Some(a), Some(b)) => {
-            outln!("appended {accepted} events, indexes {a}..{b}, tree size {size}")
+            outln!(
+                "appended {accepted} {}, indexes {a}..{b}, tree size {size}",
+                events(accepted)
+            )
         }
         _ => outln!("appended 0 events, tree size {size}"),
     }
-    if duplicates > 0 {
-        outln!("{duplicates} duplicates (ids already in the log) were not stored again");
+    match duplicates {
+        0 => {}
+        1 => outln!("1 duplicate (its id is already in the log) was not stored again"),
+        n => outln!("{n} duplicates (ids already in the log) were not stored again"),
     }
     Ok(())
 }
@@ -199,6 +206,9 @@ fn append_validated(
         Err(e) => {
             let done = appending.finish()?;
             let what = match (done.first, done.last) {
+                (Some(a), Some(b)) if a == b => format!(
+                    "the event before line {line} was appended (index {a}), nothing from there on"
+                ),
                 (Some(a), Some(b)) => format!(
                     "the {} events before line {line} were appended (indexes {a}..{b}), nothing from there on",
                     done.accepted
@@ -541,9 +551,8 @@ pub(crate) fn keys_revoke(data: &Path, store_args: &StoreArgs, id: &str) -> anyh
 
 pub(crate) fn prune(data: &Path, store_args: &StoreArgs, args: PruneArgs) -> anyhow::Result<()> {
     let mut options = vellum_store::Options {
-        origin: store_args.origin.clone(),
         create: false,
-        ..Default::default()
+        ..store_args.options()
     };
     options.retention.max_age = Duration::from_secs(args.max_age_days.saturating_mul(86400));
     options.retention.legal_hold = args.legal_hold;

@@ -158,6 +158,9 @@ impl Default for AuthConfig {
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub origin: Option<String>,
+    pub segment_max_mib: Option<u64>,
+    pub max_event_bytes: Option<usize>,
+    pub dedupe_window: Option<usize>,
 }
 
 impl Config {
@@ -174,6 +177,10 @@ impl Config {
         if let Some(o) = &flags.origin {
             config.store.origin = Some(o.clone());
         }
+        let store = &mut config.store;
+        store.segment_max_mib = flags.segment_max_mib.unwrap_or(store.segment_max_mib);
+        store.max_event_bytes = flags.max_event_bytes.unwrap_or(store.max_event_bytes);
+        store.dedupe_window = flags.dedupe_window.unwrap_or(store.dedupe_window);
         config.check()?;
         Ok(config)
     }
@@ -305,6 +312,40 @@ mod tests {
         let mut c = Config::default();
         c.server.tls_cert = Some("cert.pem".into());
         assert!(c.check().is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vellum.toml");
+        std::fs::write(
+            &path,
+            "[store]\nsegment_max_mib = 8\nmax_event_bytes = 4096\ndedupe_window = 10",
+        )
+        .unwrap();
+        let file_only = Config::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(file_only.store.segment_max_mib, 8);
+        assert_eq!(file_only.store.dedupe_window, 10);
+        let flags = Overrides {
+            segment_max_mib: Some(2),
+            max_event_bytes: Some(2048),
+            dedupe_window: Some(5),
+            ..Overrides::default()
+        };
+        let c = Config::load(Some(&path), &flags).unwrap();
+        assert_eq!(
+            (
+                c.store.segment_max_mib,
+                c.store.max_event_bytes,
+                c.store.dedupe_window
+            ),
+            (2, 2048, 5)
+        );
+        let zero = Overrides {
+            segment_max_mib: Some(0),
+            ..Overrides::default()
+        };
+        assert!(Config::load(Some(&path), &zero).is_err());
     }
 
     #[test]

@@ -184,7 +184,8 @@ fn torn_tail_of_active_segment_is_cut_and_reported() {
     run.ok()
         .stderr_has(&["cut a torn tail", &seg_name(2 * PER_APPEND)]);
     assert!(
-        run.stdout.contains("indexes 900..900, tree size 901"),
+        run.stdout
+            .contains("appended 1 event, index 900, tree size 901"),
         "{}",
         run.stdout
     );

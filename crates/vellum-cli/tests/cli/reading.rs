@@ -4,7 +4,9 @@
 
 use vellum_merkle::{Hash, LeafIndex, TreeSize, verify_consistency, verify_inclusion};
 
-use super::util::{Ev, Log, b64, checkpoint_fields, events, leaf_hash, node_hash, time_at, unb64};
+use super::util::{
+    Ev, Log, b64, checkpoint_fields, events, leaf_hash, ndjson, node_hash, time_at, unb64,
+};
 
 /// The ids of the NDJSON events printed by a command.
 fn ids(stdout: &str) -> Vec<String> {
@@ -423,4 +425,30 @@ fn readme_sample_events_append_and_verify() {
     let all = log.run(&["export"]);
     all.ok();
     assert_eq!(all.stdout.lines().count(), 2 * n - with_id);
+}
+
+/// `--dedupe-window N`: a re-sent id among the last N events is a duplicate; one older is
+/// stored again (the window is bounded, and documented so).
+#[test]
+fn the_dedupe_window_bounds_what_is_a_duplicate() {
+    let log = Log::empty();
+    let evs = events(0, 5, 0);
+    log.run_stdin(&["--dedupe-window", "2", "append"], &ndjson(&evs))
+        .ok();
+    let resend = |i: usize, window: &str| {
+        let run = log.run_stdin(&["--dedupe-window", window, "append"], &ndjson(&evs[i..=i]));
+        run.ok();
+        run.stdout.clone()
+    };
+    assert!(
+        resend(4, "2").contains("1 duplicate ("),
+        "the newest is remembered"
+    );
+    assert!(
+        resend(0, "2").contains("appended 1 event, index 5"),
+        "the oldest is not"
+    );
+    // The default window remembers them all: index 1 is still a duplicate.
+    assert!(resend(1, "1000000").contains("1 duplicate ("));
+    log.verify().ok();
 }
