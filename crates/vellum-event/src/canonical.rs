@@ -436,8 +436,11 @@ fn quick_with<R>(
                 let start = scratch.len();
                 match name {
                     "actor" => c.flat_object(&mut scratch, &["key_id", "user"], |_, _| Some(()))?,
+                    // An address not in its canonical text is left to the full parse,
+                    // which rewrites it.
                     "source" => c.flat_object(&mut scratch, &["ip", "user_agent"], |k, v| {
-                        (k != "ip" || v.parse::<IpAddr>().is_ok()).then_some(())
+                        (k != "ip" || v.parse::<IpAddr>().is_ok_and(|a| a.to_string() == v))
+                            .then_some(())
                     })?,
                     _ => c.flat_object(&mut scratch, &[], |_, _| Some(()))?,
                 }

@@ -282,12 +282,11 @@ impl<'a> Wire<'a> {
         if let Some(a) = &actor {
             check_member_strings(a, "actor", &["user", "key_id"])?;
         }
-        let source = opt_object(self.source, "source")?;
-        if let Some(s) = &source {
+        let mut source = opt_object(self.source, "source")?;
+        if let Some(s) = &mut source {
             check_member_strings(s, "source", &["ip", "user_agent"])?;
-            if let Some(Value::String(ip)) = s.get("ip") {
-                ip.parse::<IpAddr>()
-                    .map_err(|_| EventError::InvalidIp(ip.chars().take(64).collect()))?;
+            if let Some(Value::String(ip)) = s.get_mut("ip") {
+                *ip = canonical_ip(ip)?;
             }
         }
         let canonical = |o: Option<Map<String, Value>>| o.as_ref().map(JsonObject::from_map);
@@ -357,10 +356,8 @@ impl<'a> Wire<'a> {
         });
         let source = match opt_string(self.source_ip, "source_ip")? {
             Some(ip) if ip != "unknown" && !ip.is_empty() => {
-                ip.parse::<IpAddr>()
-                    .map_err(|_| EventError::InvalidIp(ip.chars().take(64).collect()))?;
                 let mut m = Map::new();
-                m.insert("ip".into(), Value::String(ip));
+                m.insert("ip".into(), Value::String(canonical_ip(&ip)?));
                 Some(JsonObject::from_map(&m))
             }
             _ => None,
@@ -407,6 +404,15 @@ fn opt_object(v: Option<&RawValue>, field: &str) -> Result<Option<Map<String, Va
                 expected: "an object",
             }),
     }
+}
+
+/// An address in its one textual form (RFC 5952 for IPv6: lower case, the longest run of
+/// zeros compressed), so that the same address is stored, indexed and matched alike
+/// however a client wrote it.
+pub(crate) fn canonical_ip(text: &str) -> Result<String, EventError> {
+    text.parse::<IpAddr>()
+        .map(|a| a.to_string())
+        .map_err(|_| EventError::InvalidIp(text.chars().take(64).collect()))
 }
 
 /// serde_json's message for `e`. An event on one line (an NDJSON line, whose number the

@@ -1,7 +1,5 @@
 //! Query filters over stored events.
 
-use std::net::IpAddr;
-
 use crate::{Category, EventError, Outcome, StoredEvent, Timestamp};
 
 /// Which events a query wants; every set member must match.
@@ -56,19 +54,15 @@ pub struct FilterText<'a> {
 impl FilterText<'_> {
     /// The filter these members name, or why one of them can match no event: an unknown
     /// category or outcome, a time that is not RFC 3339, an address that is not one (events
-    /// with such a `source.ip` are refused). Action, user and address match as written.
+    /// with such a `source.ip` are refused). An address matches however it is written, as
+    /// events store it in its canonical text; action and user match as written.
     pub fn parse(&self) -> Result<Filter, EventError> {
-        if let Some(ip) = self.ip
-            && ip.parse::<IpAddr>().is_err()
-        {
-            return Err(EventError::InvalidIp(ip.chars().take(64).collect()));
-        }
         Ok(Filter {
             category: self.category.map(str::parse).transpose()?,
             action: self.action.map(str::to_owned),
             outcome: self.outcome.map(str::parse).transpose()?,
             user: self.user.map(str::to_owned),
-            ip: self.ip.map(str::to_owned),
+            ip: self.ip.map(crate::event::canonical_ip).transpose()?,
             since: self.since.map(Timestamp::parse).transpose()?,
             until: self.until.map(Timestamp::parse).transpose()?,
         })

@@ -43,9 +43,9 @@ fn filter_text_parses_or_names_what_is_wrong() {
             },
         ),
         (
-            "IPv6 kept as written",
+            "IPv6, in its canonical text however written",
             FilterText {
-                ip: Some("2001:db8::1"),
+                ip: Some("2001:DB8:0:0::1"),
                 ..t()
             },
             |r| {

@@ -26,6 +26,46 @@ fn native_event_round_trips_canonically() {
     assert_eq!(parse(&body).unwrap().canonical_body(), body.as_bytes());
 }
 
+/// `source.ip` is stored in its one canonical text, whichever way it was written, by the
+/// quick path and the full parse alike (the chapter's `source_ip` too).
+#[test]
+fn addresses_are_stored_in_canonical_form() {
+    let cases = [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("2001:DB8::1", "2001:db8::1"),
+        ("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"),
+        ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),
+        ("::FFFF:192.0.2.1", "::ffff:192.0.2.1"),
+    ];
+    for (given, stored) in cases {
+        let native = format!(
+            r#"{{"id":"a","time":"2026-11-26T00:00:00Z","category":"security","action":"x","source":{{"ip":"{given}"}}}}"#
+        );
+        let ev = parse(&native).unwrap();
+        assert_eq!(ev.ip().as_deref(), Some(stored), "{given}");
+        let body = ev.canonical_body();
+        assert_eq!(
+            Canonical::parse(native.as_bytes(), &Limits::default()).map(|c| c.body().to_vec()),
+            Ok(body.clone()),
+            "{given}"
+        );
+        assert!(
+            String::from_utf8(body)
+                .unwrap()
+                .contains(&format!(r#""ip":"{stored}""#))
+        );
+        let chapter = format!(
+            r#"{{"timestamp":"2026-11-26T00:00:00Z","event_type":"security","user":"u","source_ip":"{given}"}}"#
+        );
+        assert_eq!(
+            parse(&chapter).unwrap().ip().as_deref(),
+            Some(stored),
+            "{given}"
+        );
+    }
+}
+
 #[test]
 fn chapter_shape_is_accepted() {
     let input = r#"{"timestamp":"2026-11-18T01:02:03.123456","event_type":"authentication","user":"bob","details":{"success":false,"ip":"10.0.0.1","reason":"bad password"},"source_ip":"10.0.0.1"}"#;

@@ -452,3 +452,33 @@ fn the_dedupe_window_bounds_what_is_a_duplicate() {
     assert!(resend(1, "1000000").contains("1 duplicate ("));
     log.verify().ok();
 }
+
+/// An address is stored in its canonical text, so a query finds it however the event and
+/// the filter wrote it.
+#[test]
+fn addresses_match_however_they_are_written() {
+    let log = Log::empty();
+    let line = |id: &str, ip: &str| {
+        format!(
+            r#"{{"id":"{id}","time":"2026-11-26T00:00:00Z","category":"security","action":"probe","source":{{"ip":"{ip}"}}}}"#
+        )
+    };
+    let input = [
+        line("a", "2001:DB8::7"),
+        line("b", "2001:db8:0:0:0:0:0:7"),
+        line("c", "2001:db8::8"),
+    ]
+    .join("\n");
+    log.run_stdin(&["append"], input.as_bytes()).ok();
+    let run = log.run(&["query", "--ip", "2001:0db8::0007"]);
+    run.ok();
+    assert_eq!(ids(&run.stdout), ["a", "b"], "{}", run.stdout);
+    assert!(
+        run.stdout
+            .lines()
+            .all(|l| l.contains(r#""ip":"2001:db8::7""#)),
+        "{}",
+        run.stdout
+    );
+    log.verify().ok();
+}
