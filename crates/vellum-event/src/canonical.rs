@@ -437,10 +437,14 @@ fn quick_with<R>(
                 match name {
                     "actor" => c.flat_object(&mut scratch, &["key_id", "user"], |_, _| Some(()))?,
                     // An address not in its canonical text is left to the full parse,
-                    // which rewrites it.
+                    // which rewrites it. (Every IPv4 text that parses is canonical.)
                     "source" => c.flat_object(&mut scratch, &["ip", "user_agent"], |k, v| {
-                        (k != "ip" || v.parse::<IpAddr>().is_ok_and(|a| a.to_string() == v))
-                            .then_some(())
+                        let canonical = || match v.parse::<IpAddr>() {
+                            Ok(IpAddr::V4(_)) => true,
+                            Ok(a) => a.to_string() == v,
+                            Err(_) => false,
+                        };
+                        (k != "ip" || canonical()).then_some(())
                     })?,
                     _ => c.flat_object(&mut scratch, &[], |_, _| Some(()))?,
                 }
