@@ -261,13 +261,20 @@ pub(crate) fn query(data: &Path, args: QueryArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        None => scan(
-            &reader,
-            &filter,
-            args.filter.limit,
-            |_, bytes| Ok(emit(bytes)?),
-            false,
-        )?,
+        None => {
+            if vellum_index::Index::exists(reader.layout()) {
+                eprintln!(
+                    "vellum: the query index cannot be opened read-only (a running `vellum serve` holds it, or it is being rebuilt): scanning the log; the server's GET /v1/events uses the index"
+                );
+            }
+            scan(
+                &reader,
+                &filter,
+                args.filter.limit,
+                |_, bytes| Ok(emit(bytes)?),
+                false,
+            )?
+        }
     }
     out.flush()?;
     Ok(())

@@ -126,6 +126,14 @@ fn query_filters_return_exactly_the_matching_events() {
             let run = log.run(&argv);
             run.ok();
             assert_eq!(&ids(&run.stdout), want, "{state:?}: query {args:?}");
+            // Scanning because the index is held says so; no index at all is the usual
+            // case and says nothing.
+            assert_eq!(
+                run.stderr.contains("scanning the log"),
+                matches!(state, IndexState::HeldOpen),
+                "{state:?}: {}",
+                run.stderr
+            );
         }
     }
 }
