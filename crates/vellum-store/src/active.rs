@@ -27,6 +27,9 @@ use crate::segment;
 
 /// How much zeroed space is added ahead of small commits.
 const PREALLOCATE: u64 = 1 << 20;
+/// How much zeroed, durable space an idle writer keeps ahead of the records, so that a
+/// burst of small commits after a pause neither writes nor syncs zeros.
+const IDLE_AHEAD: u64 = 4 << 20;
 /// Commits at least this large extend the file instead of using zeroed space, with direct
 /// I/O where the file system allows it.
 const LARGE_COMMIT: u64 = 256 << 10;
@@ -364,16 +367,40 @@ impl ActiveSegment {
         self.pos = end;
     }
 
+    /// Writes zeros from the end of the zeroed space up to `target` (nothing if it reaches
+    /// that far already).
+    /// On failure (a full disk) the file is cut back to where it was, so that no partly
+    /// written zeros hold space the next commit could use.
+    fn zero_to(&mut self, target: u64) -> Result<()> {
+        if target > self.allocated {
+            let zeros = vec![0u8; (target - self.allocated) as usize];
+            if let Err(e) = self.file.write_all_at(&zeros, self.allocated) {
+                let _ = self.file.set_len(self.allocated);
+                return Err(e).ctx(|| format!("preallocating {}", self.path.display()));
+            }
+            self.allocated = target;
+        }
+        Ok(())
+    }
+
+    /// For an idle writer: makes sure [`IDLE_AHEAD`] bytes past the records are zeroed and
+    /// durable (not past `limit`, where the segment is sealed anyway), so that the next small
+    /// commits write and sync only their own bytes. Returns whether it wrote anything.
+    pub(crate) fn zero_ahead_when_idle(&mut self, limit: u64) -> Result<bool> {
+        let target = (self.pos + IDLE_AHEAD).min(limit);
+        if self.allocated >= target.saturating_sub(IDLE_AHEAD / 2) {
+            return Ok(false);
+        }
+        self.zero_to(target)?;
+        self.sync()?;
+        Ok(true)
+    }
+
     fn write_buffered(&mut self, bytes: &[u8]) -> Result<()> {
         let len = bytes.len() as u64;
         let end = self.pos + len;
         if end > self.allocated && len < LARGE_COMMIT {
-            let target = end + PREALLOCATE;
-            let zeros = vec![0u8; (target - self.allocated) as usize];
-            self.file
-                .write_all_at(&zeros, self.allocated)
-                .ctx(|| format!("preallocating {}", self.path.display()))?;
-            self.allocated = target;
+            self.zero_to(end + PREALLOCATE)?;
         }
         if let Err(e) = self.file.write_all_at(bytes, self.pos) {
             self.undo(len);
@@ -550,6 +577,50 @@ mod tests {
             w.perform().expect("perform");
         }
         (payloads, seg)
+    }
+
+    #[test]
+    fn an_idle_writer_keeps_durable_zeros_ahead() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = Layout::new(dir.path());
+        crate::layout::create_dir(&layout.segments_dir()).expect("segments dir");
+        let mut seg = ActiveSegment::create(&layout, 0, 0).expect("create");
+        let len = |seg: &ActiveSegment| std::fs::metadata(&seg.path).expect("stat").len();
+        let write = |seg: &mut ActiveSegment, n: usize| {
+            let mut framed = Vec::new();
+            record::encode(&mut framed, &vec![b'e'; n]);
+            let mut buf = CommitBuf::default();
+            seg.lay_out(&mut buf, framed.len());
+            buf.records_mut().copy_from_slice(&framed);
+            seg.write(&buf).expect("write");
+            seg.count += 1;
+        };
+        write(&mut seg, 100);
+        let limit = 64 << 20;
+        assert!(seg.zero_ahead_when_idle(limit).expect("zero ahead"));
+        assert_eq!(len(&seg), seg.pos + IDLE_AHEAD);
+        assert_eq!(seg.allocated, seg.pos + IDLE_AHEAD);
+        // Still more than half of it ahead: nothing to do.
+        assert!(!seg.zero_ahead_when_idle(limit).expect("zero ahead"));
+        for _ in 0..12 {
+            write(&mut seg, 200_000);
+        }
+        assert!(seg.zero_ahead_when_idle(limit).expect("zero ahead"));
+        assert_eq!(seg.allocated, seg.pos + IDLE_AHEAD);
+        // Never past where the segment is sealed.
+        let near = seg.pos + 1000;
+        assert!(!seg.zero_ahead_when_idle(near).expect("zero ahead"));
+        // The records are intact, and zeros follow them to the end.
+        let bytes = std::fs::read(&seg.path).expect("read");
+        let mut at = segment::HEADER_LEN as usize;
+        for n in 0..13 {
+            let Frame::Record(p) = record::decode(&bytes[at..], true) else {
+                panic!("record {n} is not intact");
+            };
+            at += record::HEADER_LEN + p.len();
+        }
+        assert_eq!(at as u64, seg.pos);
+        assert!(bytes[at..].iter().all(|&b| b == 0));
     }
 
     #[test]

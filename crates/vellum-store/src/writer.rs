@@ -574,9 +574,11 @@ impl Writer {
                     match rx.recv_timeout(self.options.checkpoint_interval) {
                         Ok(c) => c,
                         Err(RecvTimeoutError::Timeout) => {
-                            // Idle: nothing to keep buffers for.
+                            // Idle: nothing to keep buffers for, and time to zero space
+                            // ahead so that the next burst does not.
                             self.spare.clear();
                             self.tick();
+                            self.zero_ahead();
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -741,6 +743,19 @@ impl Writer {
             {
                 self.background_failure(&e);
             }
+        }
+    }
+
+    /// Keeps zeroed, durable space ahead of the records while idle (see
+    /// [`ActiveSegment::zero_ahead_when_idle`]); a full disk is retried on the next idle tick.
+    fn zero_ahead(&mut self) {
+        if self.poisoned.is_some() || !self.unsynced.is_empty() {
+            return;
+        }
+        let limit = self.options.segment_max_bytes.max(self.seg.pos());
+        match self.seg.zero_ahead_when_idle(limit) {
+            Ok(_) => {}
+            Err(e) => self.background_failure(&e),
         }
     }
 

@@ -260,3 +260,41 @@ fn a_full_disk_fails_a_large_commit_alone_and_appends_go_on_after() {
     drop(reopened);
     assert_log_holds(&dir, &acked, total);
 }
+
+/// An idle writer zeroes space ahead of the records and makes it durable, so that the next
+/// small commits after a pause write and sync only their own bytes; the log stays intact.
+#[test]
+fn an_idle_writer_zeroes_space_ahead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let options = Options {
+        origin: Some("vellum/idle-test".into()),
+        checkpoint_interval: Duration::from_millis(20),
+        ..Options::default()
+    };
+    let store = Store::open(&dir, options.clone()).unwrap();
+    let mut acked = HashMap::new();
+    let mut append = |i: usize| {
+        let a = store.append(vec![event(0, 0, i)]).unwrap();
+        acked.insert(event(0, 0, i).id.to_string(), a.indexes[0].0);
+    };
+    append(0);
+    let segment = dir.join("segments").join(format!("{:020}.seg", 0));
+    let len = || std::fs::metadata(&segment).unwrap().len();
+    assert!(
+        len() < 2 << 20,
+        "1 MiB ahead of the first commit, {} bytes",
+        len()
+    );
+    // Idle for many ticks: the zeroed space grows to 4 MiB ahead.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while len() < 4 << 20 {
+        assert!(std::time::Instant::now() < deadline, "never zeroed ahead");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for i in 1..100 {
+        append(i);
+    }
+    drop(store);
+    assert_log_holds(&dir, &acked, 100);
+}
