@@ -60,6 +60,8 @@ uptime
 "$B/append_concurrent" --events "$EVENTS" --threads 64 --per-thread 1000 --runs "$RUNS" --dir "$W" --mode tasks
 "$B/append_concurrent" --events "$EVENTS" --threads 64 --per-thread 1000 --runs "$RUNS" --dir "$W" --mode threads
 "$B/fsync_probe" --bytes 25000 --commits 1000 --runs 3 --dir "$W"
+echo "-- the same in bursts of 100 per appender with 3 s pauses (audit traffic): the p99"
+"$B/append_concurrent" --events "$EVENTS" --threads 64 --per-thread 1000 --bursts 10 --pause-ms 3000 --runs 3 --dir "$W" --mode tasks
 echo "-- a model of the commit cycle: the writer's CPU per event, and a second committer"
 for cfg in "1 0 0" "1 1000 500" "2 0 0" "2 1000 500"; do
   set -- $cfg

@@ -37,6 +37,13 @@ struct Args {
     /// `threads`: OS threads and blocking appends; `tasks`: tokio tasks and async appends.
     #[arg(long, value_enum, default_value_t = Mode::Threads)]
     mode: Mode,
+    /// Split each appender's events into this many bursts, with a pause before each burst
+    /// after the first (audit traffic comes in bursts). Rates are over the bursts' time.
+    #[arg(long, default_value_t = 1)]
+    bursts: usize,
+    /// The pause between bursts, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pause_ms: u64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +140,12 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let threads = args.threads.max(1);
     let per = args.per_thread.max(1);
+    let bursts = args.bursts.clamp(1, per);
+    anyhow::ensure!(
+        per % bursts == 0,
+        "--per-thread {per} does not split into {bursts} equal bursts"
+    );
+    let per_burst = per / bursts;
     let events = load_events(&args.events, Some(threads * per))?;
     anyhow::ensure!(
         events.len() == threads * per,
@@ -157,17 +170,28 @@ fn main() -> anyhow::Result<()> {
         let size_before = store.tree_size();
         let sched0 = writer_schedstat()?;
         let cpu0 = vellum_bench::process_cpu_secs()?;
-        let (start, measured) = run_appenders(&store, &events, per, args.mode)?;
-        let cpu_us = (vellum_bench::process_cpu_secs()? - cpu0) * 1e6 / (threads * per) as f64;
         let mut all = Vec::with_capacity(threads * per);
         let mut commits = Vec::with_capacity(threads * per);
-        let mut end = start;
-        for (lat, sizes, done) in measured {
-            all.extend(lat);
-            commits.extend(sizes);
-            end = end.max(done);
+        let mut secs = 0.0;
+        for b in 0..bursts {
+            if b > 0 {
+                std::thread::sleep(Duration::from_millis(args.pause_ms));
+            }
+            // Each appender's b-th share of its own events.
+            let burst: Vec<Event> = events
+                .chunks(per)
+                .flat_map(|mine| mine[b * per_burst..(b + 1) * per_burst].iter().cloned())
+                .collect();
+            let (start, measured) = run_appenders(&store, &burst, per_burst, args.mode)?;
+            let mut end = start;
+            for (lat, sizes, done) in measured {
+                all.extend(lat);
+                commits.extend(sizes);
+                end = end.max(done);
+            }
+            secs += (end - start).as_secs_f64();
         }
-        let secs = (end - start).as_secs_f64();
+        let cpu_us = (vellum_bench::process_cpu_secs()? - cpu0) * 1e6 / (threads * per) as f64;
         let sched1 = writer_schedstat()?;
         let busy = (sched1.0 - sched0.0) as f64 / 1e9 / secs * 100.0;
         let waited = (sched1.1 - sched0.1) as f64 / 1e9;
@@ -210,8 +234,9 @@ fn main() -> anyhow::Result<()> {
         syncs.push(fsync_us);
     }
     println!(
-        "RESULT append_concurrent mode={:?} threads={threads} per_thread={per} runs={} median_events_per_s={:.0} median_p50_us={:.0} median_p99_us={:.0} median_p999_us={:.0} events_per_commit={:.0} median_commit_interval_ms={:.2} median_fsync_us={:.0} median_process_cpu_us_per_event={:.1}",
+        "RESULT append_concurrent mode={:?} threads={threads} per_thread={per} bursts={bursts} pause_ms={} runs={} median_events_per_s={:.0} median_p50_us={:.0} median_p99_us={:.0} median_p999_us={:.0} events_per_commit={:.0} median_commit_interval_ms={:.2} median_fsync_us={:.0} median_process_cpu_us_per_event={:.1}",
         args.mode,
+        args.pause_ms,
         rates.len(),
         median(&rates),
         median(&p50s),
