@@ -38,7 +38,7 @@ pub(crate) struct StoreArgs {
     #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub segment_mib: Option<u64>,
     /// Largest accepted event, in bytes, at most 16 MiB (default 1048576).
-    #[arg(long, global = true, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=16 << 20))]
+    #[arg(long, global = true, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=vellum_event::Limits::LARGEST_EVENT_BYTES as u64))]
     pub max_event_bytes: Option<usize>,
     /// How many of the latest events' ids are remembered, so that a re-sent id is answered
     /// as a duplicate; about 34 bytes of memory each (default 1000000).
@@ -172,7 +172,7 @@ pub(crate) struct FilterArgs {
     /// Events of this user (`actor.user`, as written).
     #[arg(long)]
     pub user: Option<String>,
-    /// Events from this address (`source.ip`, as written).
+    /// Events from this address (`source.ip`), however it is written.
     #[arg(long)]
     pub ip: Option<String>,
     /// Events at or after this time (RFC 3339).

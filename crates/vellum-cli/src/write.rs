@@ -43,16 +43,12 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
         last,
         size,
     } = appended;
-    let events = |n: u64| if n == 1 { "event" } else { "events" };
     match (first, last) {
         (Some(a), Some(b)) if a == b => {
             outln!("appended 1 event, index {a}, tree size {size}")
         }
         (Some(a), Some(b)) => {
-            outln!(
-                "appended {accepted} {}, indexes {a}..{b}, tree size {size}",
-                events(accepted)
-            )
+            outln!("appended {accepted} events, indexes {a}..{b}, tree size {size}")
         }
         _ => outln!("appended 0 events, tree size {size}"),
     }

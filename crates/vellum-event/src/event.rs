@@ -1,5 +1,6 @@
 //! The event itself: categories, outcomes, the native shape and the chapter's shape.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -16,6 +17,12 @@ use crate::{EventError, JsonObject, Timestamp};
 pub struct Limits {
     /// The largest accepted event, in bytes of its JSON text.
     pub max_event_bytes: usize,
+}
+
+impl Limits {
+    /// The largest `max_event_bytes` a front end (the CLI's flag, the server's config)
+    /// accepts.
+    pub const LARGEST_EVENT_BYTES: usize = 16 << 20;
 }
 
 impl Default for Limits {
@@ -286,7 +293,7 @@ impl<'a> Wire<'a> {
         if let Some(s) = &mut source {
             check_member_strings(s, "source", &["ip", "user_agent"])?;
             if let Some(Value::String(ip)) = s.get_mut("ip") {
-                *ip = canonical_ip(ip)?;
+                *ip = canonical_ip(ip)?.into_owned();
             }
         }
         let canonical = |o: Option<Map<String, Value>>| o.as_ref().map(JsonObject::from_map);
@@ -357,7 +364,7 @@ impl<'a> Wire<'a> {
         let source = match opt_string(self.source_ip, "source_ip")? {
             Some(ip) if ip != "unknown" && !ip.is_empty() => {
                 let mut m = Map::new();
-                m.insert("ip".into(), Value::String(canonical_ip(&ip)?));
+                m.insert("ip".into(), Value::String(canonical_ip(&ip)?.into_owned()));
                 Some(JsonObject::from_map(&m))
             }
             _ => None,
@@ -408,11 +415,21 @@ fn opt_object(v: Option<&RawValue>, field: &str) -> Result<Option<Map<String, Va
 
 /// An address in its one textual form (RFC 5952 for IPv6: lower case, the longest run of
 /// zeros compressed), so that the same address is stored, indexed and matched alike
-/// however a client wrote it.
-pub(crate) fn canonical_ip(text: &str) -> Result<String, EventError> {
-    text.parse::<IpAddr>()
-        .map(|a| a.to_string())
-        .map_err(|_| EventError::InvalidIp(text.chars().take(64).collect()))
+/// however a client wrote it. Borrowed when `text` is already in it (every IPv4 text that
+/// parses is).
+pub(crate) fn canonical_ip(text: &str) -> Result<Cow<'_, str>, EventError> {
+    match text.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => Ok(Cow::Borrowed(text)),
+        Ok(a) => {
+            let canonical = a.to_string();
+            Ok(if canonical == text {
+                Cow::Borrowed(text)
+            } else {
+                Cow::Owned(canonical)
+            })
+        }
+        Err(_) => Err(EventError::InvalidIp(text.chars().take(64).collect())),
+    }
 }
 
 /// serde_json's message for `e`. An event on one line (an NDJSON line, whose number the

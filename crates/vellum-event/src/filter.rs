@@ -1,5 +1,7 @@
 //! Query filters over stored events.
 
+use std::borrow::Cow;
+
 use crate::{Category, EventError, Outcome, StoredEvent, Timestamp};
 
 /// Which events a query wants; every set member must match.
@@ -62,7 +64,10 @@ impl FilterText<'_> {
             action: self.action.map(str::to_owned),
             outcome: self.outcome.map(str::parse).transpose()?,
             user: self.user.map(str::to_owned),
-            ip: self.ip.map(crate::event::canonical_ip).transpose()?,
+            ip: self
+                .ip
+                .map(|ip| crate::event::canonical_ip(ip).map(Cow::into_owned))
+                .transpose()?,
             since: self.since.map(Timestamp::parse).transpose()?,
             until: self.until.map(Timestamp::parse).transpose()?,
         })

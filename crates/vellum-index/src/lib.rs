@@ -208,20 +208,17 @@ impl Index {
     /// another process has open (a running server's indexer), one not closed cleanly, or
     /// one of another format. Events it does not cover are scanned, as for any index.
     pub fn open_read_only(layout: &Layout) -> Option<Index> {
-        Self::open_read_only_at(db_path(layout))
+        if !Self::exists(layout) {
+            return None;
+        }
+        let path = db_path(layout);
+        let db = ReadOnlyDatabase::open(&path).ok()?;
+        (Self::format(&db).ok()? == Some(FORMAT)).then(|| Self::with(Db::ReadOnly(db), path))
     }
 
     /// Whether the log has an index file at all (used or not).
     pub fn exists(layout: &Layout) -> bool {
         db_path(layout).is_file()
-    }
-
-    fn open_read_only_at(path: PathBuf) -> Option<Index> {
-        if !path.is_file() {
-            return None;
-        }
-        let db = ReadOnlyDatabase::open(&path).ok()?;
-        (Self::format(&db).ok()? == Some(FORMAT)).then(|| Self::with(Db::ReadOnly(db), path))
     }
 
     fn with(db: Db, path: PathBuf) -> Index {

@@ -250,10 +250,11 @@ impl Config {
                     .into(),
             ));
         }
-        if self.store.max_event_bytes == 0 || self.store.max_event_bytes > 16 << 20 {
-            return Err(ConfigError::Invalid(
-                "store.max_event_bytes must be 1..=16777216".into(),
-            ));
+        let largest = vellum_event::Limits::LARGEST_EVENT_BYTES;
+        if self.store.max_event_bytes == 0 || self.store.max_event_bytes > largest {
+            return Err(ConfigError::Invalid(format!(
+                "store.max_event_bytes must be 1..={largest}"
+            )));
         }
         if self.store.segment_max_mib == 0 || self.store.checkpoint_interval_ms == 0 {
             return Err(ConfigError::Invalid(

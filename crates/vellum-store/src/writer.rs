@@ -753,9 +753,8 @@ impl Writer {
             return;
         }
         let limit = self.options.segment_max_bytes.max(self.seg.pos());
-        match self.seg.zero_ahead_when_idle(limit) {
-            Ok(_) => {}
-            Err(e) => self.background_failure(&e),
+        if let Err(e) = self.seg.zero_ahead_when_idle(limit) {
+            self.background_failure(&e);
         }
     }
 
