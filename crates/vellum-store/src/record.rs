@@ -8,16 +8,45 @@ pub(crate) const HEADER_LEN: usize = 8;
 /// Larger frames are corruption, not records: no event or note comes near this.
 pub(crate) const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
-/// What [`decode`] says of a record whose checksum does not match.
-pub(crate) const BAD_CHECKSUM: &str = "a record's checksum does not match its bytes";
-/// What [`decode`] says where the file ends inside a record's header or payload.
-pub(crate) const HEADER_CUT_SHORT: &str = "a record header is cut short";
-pub(crate) const CUT_SHORT: &str = "a record is cut short";
+/// What is wrong with bytes that are not an intact record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Damage {
+    /// The file ends inside a record's header.
+    HeaderCutShort,
+    /// The file ends inside a record's payload.
+    CutShort,
+    /// A record's checksum does not match its bytes.
+    BadChecksum,
+    /// A zero length with a non-zero checksum.
+    ZeroLengthWithChecksum,
+    /// A length no record can have.
+    LengthBeyondAny,
+    /// A zero header (the end of the records) followed by bytes that are not zeros.
+    BytesAfterEnd,
+}
 
-/// Whether `why` (a [`Frame::Bad`] reason) says bytes are missing at the end of the file,
-/// rather than that bytes present are wrong.
-pub(crate) fn is_cut_short(why: &str) -> bool {
-    why == CUT_SHORT || why == HEADER_CUT_SHORT
+impl Damage {
+    /// Whether bytes are missing at the end of the file, rather than bytes present wrong.
+    pub(crate) fn is_cut_short(self) -> bool {
+        matches!(self, Damage::HeaderCutShort | Damage::CutShort)
+    }
+
+    pub(crate) fn what(self) -> &'static str {
+        match self {
+            Damage::HeaderCutShort => "a record header is cut short",
+            Damage::CutShort => "a record is cut short",
+            Damage::BadChecksum => "a record's checksum does not match its bytes",
+            Damage::ZeroLengthWithChecksum => "a zero-length record with a checksum",
+            Damage::LengthBeyondAny => "a record length beyond any record's",
+            Damage::BytesAfterEnd => "non-zero bytes after the end of the records",
+        }
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.what())
+    }
 }
 
 /// Appends a framed record to `out`.
@@ -44,13 +73,15 @@ pub(crate) enum Frame<'a> {
     /// More bytes are needed to tell (the buffer ends inside a frame).
     Incomplete { needed: usize },
     /// Bytes that are not an intact record.
-    Bad(&'static str),
+    Bad(Damage),
 }
 
 /// Decodes the frame at the start of `buf`. `at_eof` says that no bytes follow `buf`.
 pub(crate) fn decode(buf: &[u8], at_eof: bool) -> Frame<'_> {
     match decode_unchecked(buf, at_eof) {
-        (Frame::Record(payload), crc) if checksum(payload) != crc => Frame::Bad(BAD_CHECKSUM),
+        (Frame::Record(payload), crc) if checksum(payload) != crc => {
+            Frame::Bad(Damage::BadChecksum)
+        }
         (frame, _) => frame,
     }
 }
@@ -73,7 +104,7 @@ pub(crate) fn decode_unchecked(buf: &[u8], at_eof: bool) -> (Frame<'_>, u32) {
             return frame(Frame::End);
         }
         return frame(if at_eof {
-            Frame::Bad(HEADER_CUT_SHORT)
+            Frame::Bad(Damage::HeaderCutShort)
         } else {
             Frame::Incomplete { needed: HEADER_LEN }
         });
@@ -84,15 +115,15 @@ pub(crate) fn decode_unchecked(buf: &[u8], at_eof: bool) -> (Frame<'_>, u32) {
         return frame(if crc == 0 {
             Frame::End
         } else {
-            Frame::Bad("a zero-length record with a checksum")
+            Frame::Bad(Damage::ZeroLengthWithChecksum)
         });
     }
     if len > MAX_PAYLOAD {
-        return frame(Frame::Bad("a record length beyond any record's"));
+        return frame(Frame::Bad(Damage::LengthBeyondAny));
     }
     let Some(payload) = buf.get(HEADER_LEN..HEADER_LEN + len) else {
         return frame(if at_eof {
-            Frame::Bad(CUT_SHORT)
+            Frame::Bad(Damage::CutShort)
         } else {
             Frame::Incomplete {
                 needed: HEADER_LEN + len,
@@ -156,7 +187,7 @@ mod tests {
         let mut buf = Vec::new();
         encode(&mut buf, b"hello");
         assert_eq!(decode(&buf, true), Frame::Record(b"hello"));
-        assert_eq!(decode(&buf[..10], true), Frame::Bad(CUT_SHORT));
+        assert_eq!(decode(&buf[..10], true), Frame::Bad(Damage::CutShort));
         assert!(matches!(
             decode(&buf[..10], false),
             Frame::Incomplete { needed: 13 }

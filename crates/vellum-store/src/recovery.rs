@@ -26,6 +26,7 @@ use crate::error::{IoContext, Result, StoreError};
 use crate::ids::IdWindow;
 use crate::layout::{self, Layout};
 use crate::meta::{self, Meta};
+use crate::record::Damage;
 use crate::segment::{self, IDX_ENTRY};
 use crate::tree::{TreeReader, TreeWriter};
 use crate::writer::Writer;
@@ -355,7 +356,7 @@ fn reopen_active(
         // Not a torn tail: a signed checkpoint covers events past the last intact record.
         // Cutting or re-indexing would destroy acknowledged events and the evidence;
         // refuse and change nothing.
-        let what = end.damage.unwrap_or("the segment ends");
+        let what = end.damage.map_or("the segment ends", Damage::what);
         return Err(StoreError::corrupt(
             &path,
             format!(

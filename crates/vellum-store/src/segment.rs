@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{IoContext, Result, StoreError};
-use crate::record::{self, Frame};
+use crate::record::{self, Damage, Frame};
 
 pub(crate) const MAGIC: &[u8; 8] = b"VELLSEG1";
 pub(crate) const HEADER_LEN: u64 = 32;
@@ -88,7 +88,7 @@ pub(crate) struct ScanEnd {
     /// Offset just past the last intact record.
     pub end: u64,
     /// Set when bytes after `end` are neither zeros nor the end of the file.
-    pub damage: Option<&'static str>,
+    pub damage: Option<Damage>,
     /// Length of the file.
     pub file_len: u64,
 }
@@ -242,7 +242,7 @@ impl ChunkReader {
                 let zeros = tail_is_zero && (self.eof || rest_is_zero(&mut self.file, &self.path)?);
                 let end = ScanEnd {
                     end,
-                    damage: (!zeros).then_some("non-zero bytes after the end of the records"),
+                    damage: (!zeros).then_some(Damage::BytesAfterEnd),
                     file_len: self.file_len,
                 };
                 self.state = ReadState::Ended(end.clone());
@@ -328,7 +328,7 @@ impl ChunkReader {
                         // Cannot happen: at the end of the file decode() says Bad instead.
                         self.state = ReadState::Ended(ScanEnd {
                             end: end_at(pos),
-                            damage: Some(record::CUT_SHORT),
+                            damage: Some(Damage::CutShort),
                             file_len: self.file_len,
                         });
                     } else {
@@ -360,7 +360,7 @@ impl ChunkReader {
     pub(crate) fn bad_checksum(&mut self, chunk: &Chunk, i: usize) {
         self.state = ReadState::Ended(ScanEnd {
             end: chunk.offset_of(i),
-            damage: Some(record::BAD_CHECKSUM),
+            damage: Some(Damage::BadChecksum),
             file_len: self.file_len,
         });
     }
@@ -545,10 +545,7 @@ mod tests {
         let (seen, how) = scan_all(&garbage);
         assert_eq!(seen.len(), 40);
         assert_eq!(how.end, end);
-        assert_eq!(
-            how.damage,
-            Some("non-zero bytes after the end of the records")
-        );
+        assert_eq!(how.damage, Some(Damage::BytesAfterEnd));
 
         let mut bad = clean.clone();
         bad[offsets[25] as usize + 12] ^= 1;
@@ -556,15 +553,12 @@ mod tests {
         assert_eq!(seen.len(), 25);
         assert_eq!(
             (how.end, how.damage),
-            (offsets[25], Some(record::BAD_CHECKSUM))
+            (offsets[25], Some(Damage::BadChecksum))
         );
 
         let cut = &clean[..clean.len() - 3];
         let (seen, how) = scan_all(cut);
         assert_eq!(seen.len(), 39);
-        assert_eq!(
-            (how.end, how.damage),
-            (offsets[39], Some("a record is cut short"))
-        );
+        assert_eq!((how.end, how.damage), (offsets[39], Some(Damage::CutShort)));
     }
 }

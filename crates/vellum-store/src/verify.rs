@@ -340,7 +340,7 @@ fn verify_in_chunks(dir: PathBuf, opts: &VerifyOptions<'_>, chunk_bytes: usize) 
                 what: format!("{why} at offset {}", end.end),
             };
             if n + 1 == firsts.len() {
-                tail_damage = Some((p, crate::record::is_cut_short(why)));
+                tail_damage = Some((p, why.is_cut_short()));
             } else {
                 report.problems.push(p);
                 break;
