@@ -231,9 +231,9 @@ pub(crate) fn export(data: &Path, args: ExportArgs) -> anyhow::Result<()> {
 /// Events a query reads from the index per page (bounds its memory, not its answer).
 const QUERY_PAGE: usize = 1000;
 
-/// Matching events, oldest first. Through the query index when a closed one is there (a
-/// server that ran on this directory built it; it is opened read-only and the events it
-/// does not cover yet are scanned), else by scanning the log.
+/// Matching events, oldest first. Through the query index when there is one (a server on
+/// this directory builds it; it is opened read-only, beside the server if it is running,
+/// and the events it does not cover yet are scanned), else by scanning the log.
 pub(crate) fn query(data: &Path, args: QueryArgs) -> anyhow::Result<()> {
     let filter = parse_filter(&args.filter)?;
     let stdout = std::io::stdout();
@@ -264,7 +264,7 @@ pub(crate) fn query(data: &Path, args: QueryArgs) -> anyhow::Result<()> {
         None => {
             if vellum_index::Index::exists(reader.layout()) {
                 eprintln!(
-                    "vellum: the query index cannot be opened read-only (a running `vellum serve` holds it, or it is being rebuilt): scanning the log; the server's GET /v1/events uses the index"
+                    "vellum: the query index cannot be opened read-only (it was not closed cleanly, is of another format, or a process that shares it with no one holds it): scanning the log"
                 );
             }
             scan(

@@ -36,13 +36,12 @@ mod tests;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
 
 use redb::{
-    Database, Durability, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
-    TableDefinition, TransactionError,
+    Builder, ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase,
+    ReadableTable, TableDefinition, TransactionError,
 };
 use thiserror::Error;
 use vellum_event::{Filter, StoredEvent};
@@ -75,10 +74,6 @@ pub const ZONE: u64 = 16;
 /// Larger batches cost less per event (a B-tree page is copied once per transaction however
 /// many postings land in it) and hold more memory (about 150 bytes per event, some 40 MB).
 pub const BATCH: u64 = 250_000;
-/// A commit is made durable (fsync) once this many events were indexed since the last
-/// durable one, or `DURABLE_AFTER` passed; the others are not synced (see `write_batch`).
-const DURABLE_EVENTS: u64 = 1_000_000;
-const DURABLE_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -109,8 +104,6 @@ pub struct Index {
     /// I/O error until the database is reopened, e.g. once a full disk has room again).
     db: RwLock<Option<Db>>,
     path: PathBuf,
-    /// When the last durable commit was, and how many events were indexed since.
-    durable: Mutex<(Instant, u64)>,
     failed: AtomicBool,
 }
 
@@ -136,6 +129,14 @@ impl Db {
             Db::ReadOnly(db) => db.begin_read(),
         }
     }
+}
+
+/// How the index file is opened: one process (a server's indexer) writes while any number
+/// of read-only commands query it and follow its commits.
+fn shared() -> Builder {
+    let mut builder = Builder::new();
+    builder.set_concurrency_mode(ConcurrencyMode::SingleWriter);
+    builder
 }
 
 /// Where the index of the log laid out at `layout` lives.
@@ -204,15 +205,16 @@ impl Index {
     }
 
     /// Opens the index of the log at `layout` for queries only, changing nothing (for the
-    /// CLI's read-only commands). `None` when there is none to use: no index yet, one that
-    /// another process has open (a running server's indexer), one not closed cleanly, or
-    /// one of another format. Events it does not cover are scanned, as for any index.
+    /// CLI's read-only commands), beside a running server's indexer if there is one. `None`
+    /// when there is none to use: no index yet, one not closed cleanly (the next writer
+    /// repairs it), one of another format, or one a writer of an older Vellum holds
+    /// exclusively. Events it does not cover are scanned, as for any index.
     pub fn open_read_only(layout: &Layout) -> Option<Index> {
         if !Self::exists(layout) {
             return None;
         }
         let path = db_path(layout);
-        let db = ReadOnlyDatabase::open(&path).ok()?;
+        let db = shared().open_read_only(&path).ok()?;
         (Self::format(&db).ok()? == Some(FORMAT)).then(|| Self::with(Db::ReadOnly(db), path))
     }
 
@@ -225,7 +227,6 @@ impl Index {
         Index {
             db: RwLock::new(Some(db)),
             path,
-            durable: Mutex::new((Instant::now(), 0)),
             failed: AtomicBool::new(false),
         }
     }
@@ -233,7 +234,7 @@ impl Index {
     /// Opens the database file, starting it over unless it holds this format, and makes
     /// sure its tables exist, so readers find them.
     fn create(path: &Path) -> std::result::Result<Database, String> {
-        let db = Database::create(path).map_err(|e| e.to_string())?;
+        let db = shared().create(path).map_err(|e| e.to_string())?;
         if Self::format(&db)? == Some(FORMAT) {
             return Ok(db);
         }
@@ -241,7 +242,7 @@ impl Index {
         // the file (rather than its tables) gives the old format's space back.
         drop(db);
         std::fs::remove_file(path).map_err(|e| e.to_string())?;
-        let db = Database::create(path).map_err(|e| e.to_string())?;
+        let db = shared().create(path).map_err(|e| e.to_string())?;
         let txn = db.begin_write().map_err(|e| e.to_string())?;
         {
             txn.open_table(POSTINGS).map_err(|e| e.to_string())?;
@@ -359,7 +360,7 @@ impl Index {
         }
         batch.postings.sort_unstable_by_key(|&(k, _)| k);
         let written = self.with_db(|db| match db {
-            Db::Writable(db) => self.write_batch(db, &batch, end, end - start),
+            Db::Writable(db) => self.write_batch(db, &batch, end),
             Db::ReadOnly(_) => Err(self.err("the index is open read-only")),
         });
         if written.is_err() {
@@ -368,23 +369,13 @@ impl Index {
         written.map(|()| end - start)
     }
 
-    /// Writes one batch in one transaction, with the high-water mark `end`.
-    ///
-    /// Most commits are not synced (`Durability::None`): the index is derived from the log,
-    /// and the mark commits atomically with the postings it covers, so a crash loses at most
-    /// the commits since the last durable one, and the index reopens as a consistent prefix
-    /// (redb copy-on-write: pages of the durable state are not reused before the next durable
-    /// commit) that `catch_up` continues. Durable commits every `DURABLE_EVENTS` events or
-    /// `DURABLE_AFTER` bound the work redone after a crash, and let redb reuse the pages freed
-    /// since (until then the file grows).
-    fn write_batch(&self, db: &Database, batch: &Batch, end: u64, events: u64) -> Result<()> {
-        let mut txn = db.begin_write().map_err(|e| self.err(e))?;
-        let mut durable = self.durable.lock().map_err(|_| self.err("lock poisoned"))?;
-        let sync = durable.1 + events >= DURABLE_EVENTS || durable.0.elapsed() >= DURABLE_AFTER;
-        if !sync {
-            txn.set_durability(Durability::None)
-                .map_err(|e| self.err(e))?;
-        }
+    /// Writes one batch in one transaction, with the high-water mark `end`, durably: the mark
+    /// commits atomically with the postings it covers, so after a crash the index reopens as
+    /// a consistent prefix that `catch_up` continues. (Every commit is synced: redb refuses
+    /// unsynced commits to a database other processes read, and one sync per batch of up to
+    /// `BATCH` events is little beside the log's own.)
+    fn write_batch(&self, db: &Database, batch: &Batch, end: u64) -> Result<()> {
+        let txn = db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut postings = txn.open_table(POSTINGS).map_err(|e| self.err(e))?;
             for (key, at) in &batch.postings {
@@ -406,11 +397,6 @@ impl Index {
             meta.insert(INDEXED, end).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))?;
-        *durable = if sync {
-            (Instant::now(), 0)
-        } else {
-            (durable.0, durable.1 + events)
-        };
         Ok(())
     }
 

@@ -109,3 +109,38 @@ fn catch_up_indexes_everything_once() {
         "postings lead straight to matches"
     );
 }
+
+/// A read-only handle (a `vellum query`) opens beside the one writer (a server's indexer),
+/// follows its commits, and answers exactly as the writer does.
+#[test]
+fn a_reader_beside_the_writer_follows_its_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    store
+        .append(
+            (0..3000)
+                .map(|n| event(n, (n % 5) as u8, 1, 2, false, n as i64))
+                .collect(),
+        )
+        .unwrap();
+    let reader = LogReader::open(dir.path()).unwrap();
+    let writer = Index::open(store.layout()).unwrap();
+    assert_eq!(writer.catch_up(&reader, 1000).unwrap(), 1000);
+    let read_only = Index::open_read_only(store.layout()).expect("opens beside the writer");
+    assert_eq!(read_only.indexed().unwrap(), 1000);
+    assert_eq!(writer.catch_up(&reader, 1500).unwrap(), 1500);
+    assert_eq!(
+        read_only.indexed().unwrap(),
+        2500,
+        "sees the writer's commit"
+    );
+    let filter = Filter {
+        user: Some("u2".into()),
+        ..Filter::default()
+    };
+    let want = (0..3000).filter(|n| n % 5 == 2).count();
+    for index in [&writer, &read_only] {
+        let page = index.query(&reader, &filter, 0, 5000, u64::MAX).unwrap();
+        assert_eq!(page.events.len(), want);
+    }
+}

@@ -34,7 +34,10 @@ enum IndexState {
     None,
     Partial,
     Full,
+    /// A server's indexer has it open (and has indexed part of the log).
     HeldOpen,
+    /// A writer that shares it with no one (redb's default mode, an older Vellum) has it open.
+    HeldExclusively,
 }
 
 #[test]
@@ -105,9 +108,11 @@ fn query_filters_return_exactly_the_matching_events() {
         IndexState::Partial,
         IndexState::Full,
         IndexState::HeldOpen,
+        IndexState::HeldExclusively,
     ] {
-        let _held = match state {
-            IndexState::None => None,
+        let index_file = layout.index_dir().join("postings.redb");
+        let (_held, _held_exclusively) = match state {
+            IndexState::None => (None, None),
             IndexState::Partial | IndexState::Full => {
                 let index = vellum_index::Index::open(&layout).unwrap();
                 let n = if matches!(state, IndexState::Partial) {
@@ -116,9 +121,17 @@ fn query_filters_return_exactly_the_matching_events() {
                     150
                 };
                 index.catch_up(&reader, n).unwrap();
-                None
+                (None, None)
             }
-            IndexState::HeldOpen => Some(vellum_index::Index::open(&layout).unwrap()),
+            IndexState::HeldOpen => {
+                std::fs::remove_dir_all(layout.index_dir()).unwrap();
+                let index = vellum_index::Index::open(&layout).unwrap();
+                index.catch_up(&reader, 100).unwrap();
+                (Some(index), None)
+            }
+            IndexState::HeldExclusively => {
+                (None, Some(redb::Database::create(&index_file).unwrap()))
+            }
         };
         for (args, want) in &table {
             let mut argv = vec!["query"];
@@ -126,11 +139,11 @@ fn query_filters_return_exactly_the_matching_events() {
             let run = log.run(&argv);
             run.ok();
             assert_eq!(&ids(&run.stdout), want, "{state:?}: query {args:?}");
-            // Scanning because the index is held says so; no index at all is the usual
-            // case and says nothing.
+            // The index is used beside a server's indexer. Scanning because it cannot be
+            // opened says so; no index at all is the usual case and says nothing.
             assert_eq!(
                 run.stderr.contains("scanning the log"),
-                matches!(state, IndexState::HeldOpen),
+                matches!(state, IndexState::HeldExclusively),
                 "{state:?}: {}",
                 run.stderr
             );
