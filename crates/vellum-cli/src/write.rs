@@ -13,7 +13,7 @@ use vellum_event::{
     BatchError, BodyFormat, Canonical, Category, Event, JsonObject, Limits, Outcome, Timestamp,
     check_batch, parse_batch_canonical,
 };
-use vellum_store::{ApiKeys, Pending, Prepared, Role, Store};
+use vellum_store::{ApiKeys, Pending, Prepared, Revocation, Role, Store};
 
 use crate::args::{AppendArgs, PruneArgs, StoreArgs};
 use crate::output::open_store;
@@ -536,12 +536,21 @@ pub(crate) fn keys_create(
 
 pub(crate) fn keys_revoke(data: &Path, store_args: &StoreArgs, id: &str) -> anyhow::Result<()> {
     let store = open_store(data, store_args)?;
-    let key = ApiKeys::new(data).revoke(id)?;
-    let mut ev = Event::new(Category::Admin, "key.revoked", Outcome::Success)
-        .with_details(json!({"key_id": key.id, "name": key.name, "role": key.role.as_str()}));
-    ev.actor = Some(cli_actor());
-    audit(&store, ev)?;
-    outln!("revoked {} ({})", key.id, key.name);
+    match ApiKeys::new(data).revoke(id)? {
+        Revocation::Revoked(key) => {
+            let mut ev = Event::new(Category::Admin, "key.revoked", Outcome::Success).with_details(
+                json!({"key_id": key.id, "name": key.name, "role": key.role.as_str()}),
+            );
+            ev.actor = Some(cli_actor());
+            audit(&store, ev)?;
+            outln!("revoked {} ({})", key.id, key.name);
+        }
+        Revocation::AlreadyRevoked { key, at } => outln!(
+            "{} ({}) was already revoked at {at}; nothing changed",
+            key.id,
+            key.name
+        ),
+    }
     Ok(())
 }
 
@@ -557,10 +566,11 @@ pub(crate) fn prune(data: &Path, store_args: &StoreArgs, args: PruneArgs) -> any
     let report = store.prune(Timestamp::now())?;
     match (&report.pruned, report.held_segments) {
         (Some(p), _) => outln!(
-            "pruned indexes {}..{} ({} segments); recorded as event {}",
+            "pruned indexes {}..{} ({} segment{}); recorded as event {}",
             p.first_index,
-            p.end_index,
+            p.end_index.saturating_sub(1),
             p.segments.len(),
+            if p.segments.len() == 1 { "" } else { "s" },
             p.event_index
         ),
         (None, 0) => outln!("nothing to prune"),

@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::json;
 use tokio::sync::Semaphore;
 use vellum_event::{Category, Event, Limits, Outcome};
-use vellum_store::{ApiKey, ApiKeys, LogReader, NewKey, Role, Store};
+use vellum_store::{ApiKey, ApiKeys, LogReader, NewKey, Revocation, Role, Store};
 
 use crate::auth::BruteForce;
 use crate::config::Config;
@@ -122,10 +122,10 @@ impl KeyRing {
         Ok(new)
     }
 
-    pub fn revoke(&self, id: &str) -> Result<ApiKey, vellum_store::StoreError> {
-        let key = self.file.revoke(id)?;
+    pub fn revoke(&self, id: &str) -> Result<Revocation, vellum_store::StoreError> {
+        let done = self.file.revoke(id)?;
         self.reload()?;
-        Ok(key)
+        Ok(done)
     }
 }
 

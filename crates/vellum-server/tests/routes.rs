@@ -419,6 +419,21 @@ async fn every_route_and_role() {
         failures.join("\n")
     );
 
+    // Revoking again answers as before (the first time stays) and records nothing more:
+    // the count of the victim's `key.revoked` events below is still 1.
+    let again = h
+        .call(Req::new("DELETE", victim_path, Cred::Admin).from(IpAddr::from([203, 0, 113, 250])))
+        .await;
+    assert_eq!(again.status.as_u16(), 200, "{}", again.text());
+    let revoked_at = h
+        .state
+        .keys
+        .list()
+        .iter()
+        .find(|k| k.id == victim.key.id)
+        .and_then(|k| k.revoked.clone());
+    assert_eq!(again.json()["revoked"].as_str(), revoked_at.as_deref());
+
     // The audit trail, grouped by source address.
     let log = h.log().await;
     let mut by_ip: BTreeMap<String, Vec<&StoredEvent>> = BTreeMap::new();

@@ -155,19 +155,24 @@ impl ApiKeys {
     }
 
     /// Revokes a key by id; it stops working at once. Returns the key as revoked.
-    pub fn revoke(&self, id: &str) -> Result<ApiKey> {
+    pub fn revoke(&self, id: &str) -> Result<Revocation> {
         let mut file = self.load()?;
         let key = file
             .keys
             .iter_mut()
             .find(|k| k.id == id)
             .ok_or_else(|| StoreError::InvalidOption(format!("no key with id `{id}`")))?;
-        if key.revoked.is_none() {
-            key.revoked = Some(Timestamp::now().to_string());
+        if let Some(at) = &key.revoked {
+            // Revoked once, at the time first recorded; nothing is written again.
+            return Ok(Revocation::AlreadyRevoked {
+                at: at.clone(),
+                key: key.clone(),
+            });
         }
+        key.revoked = Some(Timestamp::now().to_string());
         let out = key.clone();
         self.save(&file)?;
-        Ok(out)
+        Ok(Revocation::Revoked(out))
     }
 
     /// The live key a token belongs to, if any.
@@ -177,6 +182,23 @@ impl ApiKeys {
             Lookup::Valid(k) => Some(k.clone()),
             Lookup::Revoked(_) | Lookup::Unknown => None,
         })
+    }
+}
+
+/// What [`ApiKeys::revoke`] did.
+#[derive(Debug, Clone)]
+pub enum Revocation {
+    /// The key is revoked now.
+    Revoked(ApiKey),
+    /// The key was revoked before, `at` then; nothing changed.
+    AlreadyRevoked { key: ApiKey, at: String },
+}
+
+impl Revocation {
+    pub fn key(&self) -> &ApiKey {
+        match self {
+            Revocation::Revoked(key) | Revocation::AlreadyRevoked { key, .. } => key,
+        }
     }
 }
 
@@ -244,8 +266,16 @@ mod tests {
         wrong.push('x');
         assert!(keys.authenticate(&wrong).unwrap().is_none());
         assert!(keys.authenticate("garbage").unwrap().is_none());
-        keys.revoke(&new.key.id).unwrap();
+        let first = keys.revoke(&new.key.id).unwrap();
+        assert!(matches!(first, Revocation::Revoked(_)));
         assert!(keys.authenticate(&new.token).unwrap().is_none());
+        let again = keys.revoke(&new.key.id).unwrap();
+        assert!(matches!(again, Revocation::AlreadyRevoked { .. }));
+        assert_eq!(
+            again.key().revoked,
+            first.key().revoked,
+            "the first time stays"
+        );
         assert!(keys.revoke("k_nope").is_err());
     }
 }

@@ -50,7 +50,7 @@ mod writer;
 
 pub use checkpoints::StoredCheckpoint;
 pub use error::{Result, StoreError};
-pub use keys::{ApiKey, ApiKeys, Lookup, NewKey, Role, lookup};
+pub use keys::{ApiKey, ApiKeys, Lookup, NewKey, Revocation, Role, lookup};
 pub use layout::Layout;
 pub use meta::default_origin;
 pub use options::{Options, Retention};

@@ -97,6 +97,10 @@ impl LogReader {
     /// A receipt for the event at `index` against the latest checkpoint.
     pub fn receipt(&self, index: u64) -> Result<Receipt> {
         let (cp, note) = self.latest_checkpoint()?;
+        let size = self.size()?;
+        if index >= size.max(cp.size.0) {
+            return Err(StoreError::IndexOutOfRange { index, size });
+        }
         if index >= cp.size.0 {
             return Err(StoreError::NotYetCheckpointed {
                 index,

@@ -191,3 +191,38 @@ fn torn_tail_of_active_segment_is_cut_and_reported() {
     );
     log.verify().ok();
 }
+
+/// `prune` names the indexes it deleted inclusively, as `append` does, and what is left
+/// still verifies; with nothing old enough it says so.
+#[test]
+fn prune_reports_what_it_deleted() {
+    // Three segments, two of them sealed.
+    let log = Log::standard();
+    let firsts = log.segment_firsts();
+    assert!(firsts.len() >= 2, "a sealed segment to prune: {firsts:?}");
+    log.run(&["prune", "--max-age-days", "1"])
+        .ok()
+        .stdout
+        .contains("nothing to prune")
+        .then_some(())
+        .expect("nothing is a day old");
+    let run = log.run(&["prune", "--max-age-days", "0"]);
+    run.ok();
+    let sealed = firsts.len() - 1;
+    let want = format!(
+        "pruned indexes 0..{} ({sealed} segment{})",
+        firsts[sealed] - 1,
+        if sealed == 1 { "" } else { "s" }
+    );
+    assert!(run.stdout.contains(&want), "{} (want {want})", run.stdout);
+    // The pruned event's bytes are gone (its Merkle nodes stay, so proofs still work).
+    let last_pruned = (firsts[sealed] - 1).to_string();
+    log.run(&["receipt", "--index", &last_pruned])
+        .expect_code(2)
+        .stderr_has(&["pruned"]);
+    log.run(&["prove", "inclusion", "--index", &last_pruned])
+        .ok();
+    log.run(&["receipt", "--index", &firsts[sealed].to_string()])
+        .ok();
+    log.verify().ok();
+}

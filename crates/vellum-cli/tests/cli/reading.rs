@@ -355,6 +355,16 @@ fn keys_create_list_revoke_are_audited() {
     let list = log.run(&["keys", "list"]);
     let row = list.stdout.lines().find(|l| l.contains(&id)).unwrap();
     assert!(row.contains(&revoked), "revocation not listed: {row}");
+    // Revoking again says so, keeps the first time and records nothing.
+    let before = std::fs::read(log.file("keys.json")).unwrap();
+    let again = log.run(&["keys", "revoke", &id]);
+    again.ok();
+    assert!(
+        again.stdout.contains("already revoked") && again.stdout.contains(&revoked),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(std::fs::read(log.file("keys.json")).unwrap(), before);
 
     let admin = log.run(&["query", "--category", "admin"]);
     admin.ok();

@@ -206,5 +206,9 @@ fn receipt_for_an_index_beyond_the_log() {
     f.log
         .run(&["receipt", "--index", "40"])
         .expect_code(2)
-        .stderr_has(&["index 40"]);
+        .stderr_has(&["index 40", "beyond the log"]);
+    f.log
+        .run(&["receipt", "--index", "18446744073709551615"])
+        .expect_code(2)
+        .stderr_has(&["beyond the log"]);
 }

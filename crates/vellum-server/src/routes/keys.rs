@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vellum_event::{Category, Event, Outcome};
-use vellum_store::Role;
+use vellum_store::{Revocation, Role};
 
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
@@ -69,9 +69,15 @@ pub async fn revoke(
             format!("no key with id {id}"),
         ));
     }
-    let key = state.keys.revoke(&id)?;
-    let mut ev = key_event("key.revoked", &key, Some(&admin));
-    caller.describe(&mut ev, Some(&admin));
-    state.audit_durably(ev).await?;
+    let key = match state.keys.revoke(&id)? {
+        Revocation::Revoked(key) => {
+            let mut ev = key_event("key.revoked", &key, Some(&admin));
+            caller.describe(&mut ev, Some(&admin));
+            state.audit_durably(ev).await?;
+            key
+        }
+        // Revoking again changes nothing, so it records nothing; the answer is the same.
+        Revocation::AlreadyRevoked { key, .. } => key,
+    };
     Ok(Json(json!({"id": key.id, "revoked": key.revoked})))
 }
