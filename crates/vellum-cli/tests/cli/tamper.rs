@@ -7,8 +7,8 @@
 use vellum_note::{KeyName, Signer};
 
 use super::util::{
-    Framed, Log, PER_APPEND, b64, copy_dir, events, rebuild_tree_files, replace_once, seg_name,
-    unb64,
+    Framed, Log, PER_APPEND, b64, copy_dir, events, ndjson, rebuild_tree_files, replace_once,
+    seg_name, unb64,
 };
 
 const SEALED: u64 = 0;
@@ -31,6 +31,33 @@ fn untouched_log_verifies() {
         "{}",
         run.stdout
     );
+    assert!(!run.stderr.contains("note:"), "{}", run.stderr);
+}
+
+/// A writer killed between syncing a commit and writing its `.idx` entries leaves intact
+/// events the other commands do not see until the next writer recovers them; `verify`
+/// counts them and says so.
+#[test]
+fn events_past_the_idx_are_counted_and_noted() {
+    let log = Log::standard();
+    let idx = log.segment_index(600);
+    let len = std::fs::metadata(&idx).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&idx)
+        .unwrap()
+        .set_len(len - 10 * 24)
+        .unwrap();
+    let run = log.verify();
+    run.ok()
+        .stderr_has(&["10 intact events (indexes 890..899) are not in their segment's .idx"]);
+    assert!(run.stdout.contains("tree size 900"), "{}", run.stdout);
+    log.run(&["tail", "-n", "1"]).ok();
+    // The next writer recovers them: nothing is left to note.
+    log.run_stdin(&["append"], &ndjson(&events(9, 1, 0))).ok();
+    let run = log.verify();
+    run.ok();
+    assert!(!run.stderr.contains("note:"), "{}", run.stderr);
 }
 
 // --- Changed events ---------------------------------------------------------------------
@@ -334,6 +361,47 @@ fn field_changed_tree_rewritten_and_checkpoint_log_damaged() {
     bytes[4] ^= 0x01; // checkpoint #0's checksum
     std::fs::write(&path, bytes).unwrap();
     log.verify().expect_code(1);
+}
+
+/// The whole signed history removed: a log with events and no checkpoint cannot have come
+/// from a writer (each signs one when it creates or opens a log).
+#[test]
+fn checkpoint_log_emptied_or_deleted() {
+    for how in ["emptied", "deleted"] {
+        let log = Log::standard();
+        let path = log.file("checkpoints.log");
+        if how == "emptied" {
+            std::fs::write(&path, b"").unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+        log.verify().expect_code(1).stderr_has(&[
+            "no signed checkpoint",
+            "900 events",
+            "checkpoints.log",
+        ]);
+    }
+}
+
+/// The checkpoint log cut back to its first record (the empty tree's), and an event
+/// changed with its checksum and the tree files rewritten. Without the key nothing signed
+/// covers the change, so only `--trusted` can fail it; plain `verify` must at least say
+/// which events no signature covers.
+#[test]
+fn checkpoint_log_cut_back_leaves_events_uncovered() {
+    let log = Log::standard();
+    let index = first_success(&log, 57);
+    change_outcome(&log, SEALED, index);
+    rebuild_tree_files(&log);
+    let (stored, seq) = stored_checkpoint(&log, 0);
+    assert_eq!(seq, 0, "the empty tree's checkpoint comes first");
+    let path = log.file("checkpoints.log");
+    let bytes = std::fs::read(&path).unwrap();
+    let end = stored.offsets[0] + 8 + stored.records[0].len();
+    std::fs::write(&path, &bytes[..end]).unwrap();
+    log.verify()
+        .ok()
+        .stderr_has(&["900 events (indexes 0..899) are not covered by a signed checkpoint"]);
 }
 
 // --- Rollbacks and forks ----------------------------------------------------------------
