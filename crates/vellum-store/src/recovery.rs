@@ -187,6 +187,10 @@ pub(crate) fn open_writer(layout: &Layout, options: &Options) -> Result<(Writer,
         ));
     }
 
+    // The events past the checkpoint must all be there before the tree files are cut back
+    // to it: damage in a sealed segment is refused with nothing changed.
+    for_each_record(layout, &firsts, synced, size, |_, _| Ok(()))?;
+
     // The tree: trusted up to the checkpoint, re-hashed past it.
     let mut tree = TreeWriter::open(layout.clone(), synced)?;
     let reader = TreeReader::new(layout.clone());
@@ -430,7 +434,7 @@ pub(crate) fn scan_records(
         .partition_point(|&first| first <= from)
         .saturating_sub(1);
     let mut stopped = false;
-    for &first in &firsts[start_seg..] {
+    for (n, &first) in firsts.iter().enumerate().skip(start_seg) {
         if first >= to || stopped {
             break;
         }
@@ -447,7 +451,7 @@ pub(crate) fn scan_records(
         let mut index = first + skip;
         // Small first reads: a query that stops early should not read 8 MiB.
         let chunk = if skip == 0 { 8 << 20 } else { 1 << 20 };
-        segment::scan(&path, start_offset, chunk, |seen| {
+        let end = segment::scan(&path, start_offset, chunk, |seen| {
             for s in seen {
                 if index >= to || f(index, s.payload)?.is_break() {
                     stopped = true;
@@ -457,6 +461,30 @@ pub(crate) fn scan_records(
             }
             Ok(ControlFlow::Continue(()))
         })?;
+        if stopped {
+            break;
+        }
+        // The scan ran to the segment's end. A sealed segment must hold every index up to
+        // the next one's first, and any segment every index its `.idx` promised (`to`,
+        // unless the caller reads on to whatever is there): fewer is damage, never a
+        // reason to skip events silently.
+        let promised = match firsts.get(n + 1) {
+            Some(&next) => Some(next.min(to)),
+            None => (to != u64::MAX).then_some(to),
+        };
+        if let Some(want) = promised
+            && index < want
+        {
+            let what = end.damage.map_or("the records end", Damage::what);
+            return Err(StoreError::corrupt(
+                &path,
+                format!(
+                    "{what} at offset {} (index {index}), but the log holds events up to index {}: events are missing or damaged (run `vellum verify`)",
+                    end.end,
+                    want - 1
+                ),
+            ));
+        }
     }
     Ok(())
 }

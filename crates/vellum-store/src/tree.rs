@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use vellum_merkle::{Hash, NodeId, NodeSource};
 
 use crate::error::{IoContext, Result, StoreError};
-use crate::layout::Layout;
+use crate::layout::{self, Layout};
 
 /// Enough levels for 2^63 leaves.
 pub(crate) const MAX_LEVELS: usize = 64;
@@ -141,25 +141,48 @@ impl TreeWriter {
         Ok(Self { layout, levels })
     }
 
-    /// Queues one node; nodes of a level must come in index order.
+    /// Makes sure the file of every level a tree of `size` leaves has a node on exists, its
+    /// directory entry durable: called before a commit is written, so that a file that
+    /// cannot be created (a full disk, no inodes left) fails the commit before anything of
+    /// it is durable, instead of after, when its events could only be answered wrongly.
+    pub(crate) fn ensure_levels(&mut self, size: u64) -> Result<()> {
+        let Some(top) = size.checked_ilog2() else {
+            return Ok(());
+        };
+        if self.levels.len() > top as usize {
+            return Ok(());
+        }
+        while self.levels.len() <= top as usize {
+            self.add_level()?;
+        }
+        layout::sync_dir(&self.layout.tree_dir())
+    }
+
+    fn add_level(&mut self) -> Result<()> {
+        let l = self.levels.len() as u8;
+        let path = self.layout.tree_level(l);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .ctx(|| format!("creating {}", path.display()))?;
+        self.levels.push(Level {
+            file,
+            written: 0,
+            pending: Vec::new(),
+            dirty: true,
+        });
+        Ok(())
+    }
+
+    /// Queues one node; nodes of a level must come in index order. (Its level's file is
+    /// made here if [`TreeWriter::ensure_levels`] was not asked first.)
     pub(crate) fn push(&mut self, id: NodeId, hash: &Hash) -> Result<()> {
         let level = id.level as usize;
         while self.levels.len() <= level {
-            let l = self.levels.len() as u8;
-            let path = self.layout.tree_level(l);
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)
-                .ctx(|| format!("creating {}", path.display()))?;
-            self.levels.push(Level {
-                file,
-                written: 0,
-                pending: Vec::new(),
-                dirty: true,
-            });
+            self.add_level()?;
         }
         let l = &mut self.levels[level];
         debug_assert_eq!(id.index, l.written + (l.pending.len() / 32) as u64);

@@ -374,9 +374,8 @@ fn verify_in_chunks(dir: PathBuf, opts: &VerifyOptions<'_>, chunk_bytes: usize) 
         });
     } else if last_size < expected {
         report.notes.push(format!(
-            "{} events (indexes {last_size}..{}) are not covered by a signed checkpoint yet, so only their checksums and the tree files vouch for them: a running writer signs them within seconds, and a writer that stopped first signs them when the log is next opened",
-            expected - last_size,
-            expected - 1
+            "{} not covered by a signed checkpoint yet, so only checksums and the tree files vouch for them: a running writer signs them within seconds, and a writer that stopped first signs them when the log is next opened",
+            events_are(last_size, expected)
         ));
     }
     // Events the segments hold intact past what their `.idx` files list (a writer stopped
@@ -385,9 +384,8 @@ fn verify_in_chunks(dir: PathBuf, opts: &VerifyOptions<'_>, chunk_bytes: usize) 
     let committed = reader.size()?;
     if expected > committed {
         report.notes.push(format!(
-            "{} intact events (indexes {committed}..{}) are not in their segment's .idx yet, so the other commands see {committed} events: a writer is finishing them, or stopped before it did and the next one to open the log recovers them",
-            expected - committed,
-            expected - 1
+            "{} intact but not in the segment's .idx yet, so the other commands see {committed} events: a writer is finishing them, or stopped before it did and the next one to open the log recovers them",
+            events_are(committed, expected)
         ));
     }
 
@@ -423,6 +421,14 @@ fn verify_in_chunks(dir: PathBuf, opts: &VerifyOptions<'_>, chunk_bytes: usize) 
             .push(format!("unacknowledged torn tail, cut on next open: {p}"));
     }
     Ok(report)
+}
+
+/// "1 event (index 7) is" or "3 events (indexes 7..9) are", for indexes `from..to`.
+fn events_are(from: u64, to: u64) -> String {
+    match to - from {
+        1 => format!("1 event (index {from}) is"),
+        n => format!("{n} events (indexes {from}..{}) are", to - 1),
+    }
 }
 
 fn check_root(report: &mut Report, size: u64, root: Hash, list: &[Check], file: Option<&Path>) {

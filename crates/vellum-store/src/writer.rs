@@ -956,6 +956,8 @@ impl Writer {
             .last()
             .map_or(0, |(at, len)| at + record::HEADER_LEN + len);
         self.make_room(total as u64)?;
+        self.tree
+            .ensure_levels(start_index + offsets.len() as u64)?;
         let mut buf = self.spare.pop().unwrap_or_default();
         self.seg.lay_out(&mut buf, total);
         let leaves = frame(buf.records_mut(), offsets, accepted, start_index, received)?;

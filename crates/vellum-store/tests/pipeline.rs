@@ -298,3 +298,35 @@ fn an_idle_writer_zeroes_space_ahead() {
     drop(store);
     assert_log_holds(&dir, &acked, 100);
 }
+
+/// A tree level's file that cannot be created (here: no inode left on the file system of
+/// `tree/`) fails the commit that needs it before anything of it is durable: the append
+/// gets the error, nothing is stored, and the writer goes on (it is not poisoned).
+#[test]
+fn a_tree_level_that_cannot_be_created_fails_the_commit_before_it_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    // The mount's own directory and one file (`level-00.hashes`): no room for `level-01`.
+    let _mount = mount_tmpfs(&dir.join("tree"), "1m,nr_inodes=2");
+    let options = Options {
+        create: true,
+        origin: Some("vellum/inode-test".into()),
+        checkpoint_interval: Duration::from_secs(3600),
+        ..Options::default()
+    };
+    let store = Store::open(&dir, options.clone()).unwrap();
+    store.append(named("one", 1)).unwrap();
+    let err = store.append(named("two", 1)).unwrap_err().to_string();
+    assert!(err.contains("level-01"), "{err}");
+    // Not poisoned: trying again meets the same full file system, not a stopped writer.
+    let again = store.append(named("two", 1)).unwrap_err().to_string();
+    assert!(
+        again.contains("level-01") && !again.contains("stopped accepting writes"),
+        "{again}"
+    );
+    drop(store);
+    let report = verify(&dir, &VerifyOptions::default()).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.tree_size, 1, "the failed commit stored nothing");
+    assert_eq!(LogReader::open(&dir).unwrap().size().unwrap(), 1);
+}

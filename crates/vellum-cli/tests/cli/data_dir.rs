@@ -226,3 +226,31 @@ fn prune_reports_what_it_deleted() {
         .ok();
     log.verify().ok();
 }
+
+/// A record damaged inside a sealed segment that no checkpoint covers yet (a writer killed
+/// before signing it, then the disk or someone changed a byte). Recovery must not rehash
+/// the tree short and go on under the wrong indexes, and readers must not skip the events
+/// after it: the writer refuses to open and changes nothing, and `export` fails.
+#[test]
+fn damage_in_a_sealed_segment_past_the_checkpoint_is_refused() {
+    let log = Log::standard();
+    // Keep only the checkpoints of 0 and 300 events: segment 300 (sealed) is past them.
+    let cps = Framed::read_checkpoints(&log.file("checkpoints.log"));
+    let keep = cps.offsets[2];
+    let bytes = std::fs::read(log.file("checkpoints.log")).unwrap();
+    std::fs::write(log.file("checkpoints.log"), &bytes[..keep]).unwrap();
+    let path = log.segment(PER_APPEND);
+    let seg = Framed::read_segment(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[seg.offsets[100] + 8 + seg.records[100].len() / 2] ^= 0x10;
+    std::fs::write(&path, bytes).unwrap();
+
+    append_refused(
+        &log,
+        &[&seg_name(PER_APPEND), "index 400", "missing or damaged"],
+    );
+    log.run(&["export"])
+        .expect_code(2)
+        .stderr_has(&[&seg_name(PER_APPEND), "index 400"]);
+    log.verify().fails_at(400, &seg_name(PER_APPEND));
+}

@@ -50,7 +50,7 @@ fn events_past_the_idx_are_counted_and_noted() {
         .unwrap();
     let run = log.verify();
     run.ok()
-        .stderr_has(&["10 intact events (indexes 890..899) are not in their segment's .idx"]);
+        .stderr_has(&["10 events (indexes 890..899) are intact but not in the segment's .idx"]);
     assert!(run.stdout.contains("tree size 900"), "{}", run.stdout);
     log.run(&["tail", "-n", "1"]).ok();
     // The next writer recovers them: nothing is left to note.
