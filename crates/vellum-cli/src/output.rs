@@ -29,8 +29,14 @@ pub(crate) fn open_store(data: &Path, args: &StoreArgs) -> anyhow::Result<Store>
     let r = store.recovered();
     if let Some((path, at, bytes)) = &r.torn_tail {
         eprintln!(
-            "vellum: recovered: cut a torn tail of {bytes} bytes at offset {at} of {} (never acknowledged)",
-            path.display()
+            "vellum: recovered: cut {bytes} bytes after the last intact record, at offset {at} of {} (a crash leaves only unacknowledged records there){}",
+            path.display(),
+            r.torn_tail_kept
+                .as_ref()
+                .map_or_else(String::new, |k| format!(
+                    "; the bytes cut are kept in {}",
+                    k.display()
+                ))
         );
     }
     if r.created {

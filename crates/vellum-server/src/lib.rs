@@ -49,8 +49,13 @@ pub enum ServeError {
 /// admin key and returns its token (to be shown once).
 pub fn prepare(data: &Path, config: Config) -> Result<(SharedState, Option<String>), ServeError> {
     let store = Store::open(data, config.store_options())?;
-    if let Some((path, at, bytes)) = &store.recovered().torn_tail {
-        tracing::warn!(file = %path.display(), offset = at, bytes, "cut a torn tail (never acknowledged)");
+    let recovered = store.recovered();
+    if let Some((path, at, bytes)) = &recovered.torn_tail {
+        let kept = recovered
+            .torn_tail_kept
+            .as_ref()
+            .map_or_else(String::new, |k| k.display().to_string());
+        tracing::warn!(file = %path.display(), offset = at, bytes, kept, "cut the bytes after the last intact record (a crash leaves only unacknowledged records there)");
     }
     let state = Arc::new(AppState::new(store, config)?);
     let mut token = None;

@@ -15,6 +15,8 @@ pub(crate) const PRUNES: &str = "prunes.log";
 pub(crate) const KEYS: &str = "keys.json";
 pub(crate) const SEGMENTS: &str = "segments";
 pub(crate) const TREE: &str = "tree";
+/// Copies of torn tails cut by recovery.
+pub(crate) const RECOVERED: &str = "recovered";
 
 /// The paths of one data directory.
 #[derive(Clone, Debug)]

@@ -14,7 +14,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use vellum_event::{StoredEvent, Timestamp};
 use vellum_merkle::{Frontier, TreeSize, leaf_hash};
@@ -39,6 +39,10 @@ pub struct Recovered {
     pub created: bool,
     /// A torn tail that was cut: the file, the offset it was cut at, the bytes removed.
     pub torn_tail: Option<(PathBuf, u64, u64)>,
+    /// Where the cut bytes were kept (up to the last non-zero one), if there were any: a
+    /// crash leaves only unacknowledged records there, but if the log did not crash they
+    /// are the evidence of what damaged it.
+    pub torn_tail_kept: Option<PathBuf>,
     /// A torn checkpoint record that was cut, at this offset.
     pub torn_checkpoint: Option<u64>,
     /// Leaves re-hashed past the latest checkpoint.
@@ -372,7 +376,9 @@ fn reopen_active(
         ));
     }
     if end.damage.is_some() {
-        // Cut the torn tail: zero everything after the last intact record.
+        // Keep a copy of what is cut, then cut the torn tail: zero everything after the
+        // last intact record.
+        recovered.torn_tail_kept = keep_cut_bytes(layout, &file, &path, end.end, end.file_len)?;
         let cut = end.file_len - end.end;
         let zeros = vec![0u8; 1 << 20];
         let mut at = end.end;
@@ -404,6 +410,52 @@ fn reopen_active(
         count,
         (end.end, end.file_len),
     )
+}
+
+/// Copies the bytes of `file` from `from` to its last non-zero byte before `to` into
+/// `DIR/recovered/<segment file>.<from>.tail`, durably; `None` if they are all zeros.
+fn keep_cut_bytes(
+    layout: &Layout,
+    file: &File,
+    path: &Path,
+    from: u64,
+    to: u64,
+) -> Result<Option<PathBuf>> {
+    let reading = || format!("reading the torn tail of {}", path.display());
+    let mut buf = vec![0u8; 1 << 20];
+    let mut last_nonzero = None;
+    let mut at = from;
+    while at < to {
+        let n = ((to - at) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], at).ctx(reading)?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b != 0) {
+            last_nonzero = Some(at + i as u64);
+        }
+        at += n as u64;
+    }
+    let Some(last) = last_nonzero else {
+        return Ok(None);
+    };
+    let dir = layout.root().join(layout::RECOVERED);
+    std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "segment".into(), |n| n.to_string_lossy().into_owned());
+    let kept = dir.join(format!("{name}.{from}.tail"));
+    let mut out = File::create(&kept).ctx(|| format!("creating {}", kept.display()))?;
+    let mut at = from;
+    while at <= last {
+        let n = ((last + 1 - at) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], at).ctx(reading)?;
+        out.write_all(&buf[..n])
+            .ctx(|| format!("writing {}", kept.display()))?;
+        at += n as u64;
+    }
+    out.sync_all()
+        .ctx(|| format!("syncing {}", kept.display()))?;
+    layout::sync_dir(&dir)?;
+    layout::sync_dir(layout.root())?;
+    Ok(Some(kept))
 }
 
 /// Calls `f(index, payload)` for every record with index in `[from, to)`.

@@ -181,8 +181,19 @@ fn torn_tail_of_active_segment_is_cut_and_reported() {
     assert!(run.stderr.contains("torn"), "{}", run.stderr);
 
     let run = log.run_stdin(&["append"], &ndjson(&events(5, 1, 0)));
-    run.ok()
-        .stderr_has(&["cut a torn tail", &seg_name(2 * PER_APPEND)]);
+    run.ok().stderr_has(&[
+        "after the last intact record",
+        &seg_name(2 * PER_APPEND),
+        "kept in",
+    ]);
+    // What was cut is kept, up to its last non-zero byte: the torn frame's 108 bytes.
+    let kept = log.file(&format!(
+        "recovered/{}.{end}.tail",
+        seg_name(2 * PER_APPEND)
+    ));
+    let mut want = 500u32.to_le_bytes().to_vec();
+    want.extend_from_slice(&[0xab; 4 + 100]);
+    assert_eq!(std::fs::read(&kept).unwrap(), want);
     assert!(
         run.stdout
             .contains("appended 1 event, index 900, tree size 901"),
