@@ -131,6 +131,27 @@ enum Command {
     Prune(Timestamp, Reply<PruneReport>),
 }
 
+/// Room in a record for what the store puts before an event's body (`{"index":N,
+/// "received":"…",`), with a wide margin.
+const STORED_PREFIX_ROOM: usize = 256;
+
+/// Refuses, before anything is queued, an append holding an event no record can hold (the
+/// CLI and the server refuse far smaller ones; this guards the library's own callers).
+fn check_sizes(cmd: &Command) -> Result<()> {
+    if let Command::Append(events, _) = cmd
+        && let Some(big) = events
+            .iter()
+            .find(|e| e.body.len() + STORED_PREFIX_ROOM > record::MAX_PAYLOAD)
+    {
+        return Err(StoreError::InvalidOption(format!(
+            "an event of {} bytes is larger than a record may be ({} bytes)",
+            big.body.len(),
+            record::MAX_PAYLOAD - STORED_PREFIX_ROOM
+        )));
+    }
+    Ok(())
+}
+
 /// A store open for writing. Cloning shares the one writer thread.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -225,12 +246,14 @@ impl Store {
     }
 
     fn send(&self, cmd: Command) -> Result<()> {
+        check_sizes(&cmd)?;
         let tx = self.inner.tx.as_ref().ok_or(StoreError::Closed)?;
         tx.send(cmd).map_err(|_| StoreError::Closed)
     }
 
     /// Queues without blocking, for async callers: a full queue is back-pressure.
     fn try_send(&self, cmd: Command) -> Result<()> {
+        check_sizes(&cmd)?;
         let tx = self.inner.tx.as_ref().ok_or(StoreError::Closed)?;
         tx.try_send(cmd).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => StoreError::Busy,

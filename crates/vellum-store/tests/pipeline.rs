@@ -330,3 +330,21 @@ fn a_tree_level_that_cannot_be_created_fails_the_commit_before_it_is_written() {
     assert_eq!(report.tree_size, 1, "the failed commit stored nothing");
     assert_eq!(LogReader::open(&dir).unwrap().size().unwrap(), 1);
 }
+
+/// An event no record can hold (past 64 MiB) is refused before it is queued, and nothing
+/// of its append is written; the library's callers are not guarded by the CLI's limits.
+#[test]
+fn an_event_larger_than_any_record_is_refused_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path(), Options::default()).unwrap();
+    let mut huge = Event::new(Category::Malfunction, "dump", Outcome::Failure);
+    huge.reason = Some("x".repeat(64 << 20));
+    let batch = vec![named("before", 1).remove(0), huge];
+    let err = store.append(batch).unwrap_err().to_string();
+    assert!(err.contains("larger than a record may be"), "{err}");
+    store.append(named("after", 1)).unwrap();
+    drop(store);
+    let report = verify(tmp.path(), &VerifyOptions::default()).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.tree_size, 1);
+}
