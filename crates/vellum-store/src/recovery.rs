@@ -152,14 +152,10 @@ pub(crate) fn open_writer(layout: &Layout, options: &Options) -> Result<(Writer,
     let synced = latest.as_ref().map_or(0, |c| c.size.0);
 
     let log_start = retention::recover_prunes(layout)?;
+    // A pruning recorded but interrupted before its files were removed: finish it (also a
+    // `.idx` left without its `.seg`).
+    let mut removed = retention::remove_pruned_files(layout, log_start)?;
     let mut firsts = layout.list_segments()?;
-    // A pruning recorded but interrupted before its files were removed: finish it.
-    let mut removed = false;
-    while firsts.first().is_some_and(|&f| f < log_start) {
-        let first = firsts.remove(0);
-        remove_segment_files(layout, first)?;
-        removed = true;
-    }
     // A rotation interrupted before the new segment's header was written: that segment
     // holds nothing; drop it and carry on with the previous one.
     if let Some(&last) = firsts.last()

@@ -1,0 +1,224 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! A pruning that fails part-way must leave nothing that breaks the next one or the log.
+//!
+//! - `a_full_disk_while_recording_a_prune_leaves_no_torn_record`: `prunes.log` fills its
+//!   file system in the middle of a record (a short write, then `ENOSPC`). The pruning
+//!   fails; the file must be cut back to its previous length, and the next pruning in the
+//!   same process must be recorded after the last good record, so that the log opens and
+//!   verifies. `prunes.log` is a symlink onto a 16 KiB tmpfs (needs root, like the other
+//!   disk-full tests; `.ci/run` runs as root).
+//! - `a_prune_whose_files_could_not_be_removed_is_finished_first`: the record is durable,
+//!   then removing a file is refused (`chattr +i`, needs root). The next pruning, in the
+//!   same process or after a reopen, must first remove what the recorded pruning left
+//!   (also a `.idx` whose `.seg` is gone) and write a record that follows the first one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use vellum_event::{Category, Event, Outcome, Timestamp};
+use vellum_store::{LogReader, Options, PruneRecord, Retention, Store, VerifyOptions, verify};
+use vellum_testkit::{fill, mount_tmpfs};
+
+fn options() -> Options {
+    Options {
+        create: true,
+        origin: Some("vellum/prune-failures-test".into()),
+        // One event a segment: every append seals the segment before it.
+        segment_max_bytes: 1,
+        checkpoint_interval: Duration::from_secs(3600),
+        retention: Retention {
+            max_age: Duration::ZERO,
+            legal_hold: false,
+        },
+        ..Options::default()
+    }
+}
+
+fn append(store: &Store, events: usize) {
+    for _ in 0..events {
+        let e = Event::new(Category::ApiRequest, "chat.completions", Outcome::Success);
+        store.append(vec![e]).unwrap();
+    }
+}
+
+/// A time at which every sealed segment has expired.
+fn later() -> Timestamp {
+    Timestamp::from_unix_micros(Timestamp::now().unix_micros() + 3_600_000_000).unwrap()
+}
+
+/// The files of the segments directory whose first index is below `start`.
+fn files_below(dir: &Path, start: u64) -> Vec<String> {
+    let mut below: Vec<String> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.get(..20)
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_some_and(|f| f < start)
+        })
+        .collect();
+    below.sort();
+    below
+}
+
+/// The first indexes of the `.seg` files, in order.
+fn segment_firsts(dir: &Path) -> Vec<u64> {
+    let mut firsts: Vec<u64> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".seg").and_then(|s| s.parse().ok()))
+        .collect();
+    firsts.sort_unstable();
+    firsts
+}
+
+/// `prunes.log` holds exactly `expected`, each record following the one before; no file of
+/// a pruned segment is left; the store opens; `verify` passes.
+fn check_log(dir: &Path, expected: &[PruneRecord], ctx: &str) {
+    let reader = LogReader::open(dir).unwrap();
+    let prunes = reader
+        .prunes()
+        .unwrap_or_else(|e| panic!("{ctx}: prunes.log: {e}"));
+    assert_eq!(prunes, expected, "{ctx}");
+    for pair in prunes.windows(2) {
+        assert_eq!(pair[1].first_index, pair[0].end_index, "{ctx}: {pair:?}");
+    }
+    let start = reader.first_index().unwrap();
+    assert_eq!(start, expected.last().map_or(0, |p| p.end_index), "{ctx}");
+    assert_eq!(
+        files_below(dir, start),
+        Vec::<String>::new(),
+        "{ctx}: files of pruned segments are left"
+    );
+    let store =
+        Store::open(dir, options()).unwrap_or_else(|e| panic!("{ctx}: the store must open: {e}"));
+    drop(store);
+    assert_eq!(files_below(dir, start), Vec::<String>::new(), "{ctx}");
+    let report = verify(dir, &VerifyOptions::default()).unwrap();
+    assert!(report.ok(), "{ctx}: {:#?}", report.problems);
+}
+
+#[test]
+fn a_full_disk_while_recording_a_prune_leaves_no_torn_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let small = tmp.path().join("small");
+    // A few pages: one for `prunes.log`, the rest for the filler (and, once it is
+    // removed, for the records after the failed one).
+    let _mount = mount_tmpfs(&small, "16k");
+    let prunes = small.join("prunes.log");
+    let store = Store::open(&dir, options()).unwrap();
+    std::os::unix::fs::symlink(&prunes, dir.join("prunes.log")).unwrap();
+    append(&store, 3);
+    let first = store
+        .prune(later())
+        .unwrap()
+        .pruned
+        .expect("sealed segments");
+    let len = std::fs::metadata(&prunes).unwrap().len();
+    assert!(len < 4096, "the first record should fit in a page: {len}");
+
+    // The next record names just enough segments (27 bytes each, quoted, with a comma)
+    // to run past the page: a short write, then `ENOSPC`.
+    fill(&small.join("filler"));
+    append(&store, (4096 - len as usize) / 27 + 2);
+    let e = store.prune(later()).unwrap_err();
+    assert!(e.is_disk_full(), "{e}");
+    assert_eq!(
+        std::fs::metadata(&prunes).unwrap().len(),
+        len,
+        "a failed append must leave no torn record behind"
+    );
+
+    // Room again: the next pruning follows the first record.
+    std::fs::remove_file(small.join("filler")).unwrap();
+    let second = store
+        .prune(later())
+        .unwrap()
+        .pruned
+        .expect("sealed segments");
+    assert_eq!(second.first_index, first.end_index);
+    drop(store);
+    check_log(&dir, &[first, second], "after a full disk");
+}
+
+/// A file made immutable (`chattr +i`) until dropped, so that removing it is refused.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(path: &Path) -> Self {
+        let status = Command::new("chattr").arg("+i").arg(path).status();
+        assert!(
+            status.as_ref().is_ok_and(|s| s.success()),
+            "this test needs root and `chattr +i` on {}: {status:?}",
+            path.display()
+        );
+        Self(path.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// What comes after the failed pruning.
+#[derive(Clone, Copy, Debug)]
+enum Then {
+    /// The next pruning, in the same process.
+    PruneAgain,
+    /// The store is reopened first, then prunes.
+    Reopen,
+}
+
+#[test]
+fn a_prune_whose_files_could_not_be_removed_is_finished_first() {
+    // Which file cannot be removed: of the sealed segments (oldest first), the one at
+    // `len * n / 2` (clamped to the last); its `.seg` or its `.idx`.
+    let cases = [
+        ("the oldest .seg", 0, "seg"),
+        ("a middle .seg", 1, "seg"),
+        // Its `.seg` is removed first: the `.idx` is left alone, which the segment
+        // listing does not see.
+        ("the newest .idx", 2, "idx"),
+    ];
+    for (what, n, ext) in cases {
+        for then in [Then::PruneAgain, Then::Reopen] {
+            let ctx = format!("{what} cannot be removed, then {then:?}");
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("data");
+            let store = Store::open(&dir, options()).unwrap();
+            append(&store, 5);
+            let firsts = segment_firsts(&dir);
+            let sealed = &firsts[..firsts.len() - 1];
+            let first = sealed[(sealed.len() * n / 2).min(sealed.len() - 1)];
+            let path = dir.join("segments").join(format!("{first:020}.{ext}"));
+            let immutable = Immutable::set(&path);
+            let e = store.prune(later()).unwrap_err();
+            assert!(e.to_string().contains("removing"), "{ctx}: {e}");
+            let recorded = LogReader::open(&dir).unwrap().prunes().unwrap();
+            assert_eq!(recorded.len(), 1, "{ctx}: the pruning was recorded");
+            drop(immutable);
+
+            let store = match then {
+                Then::PruneAgain => store,
+                Then::Reopen => {
+                    drop(store);
+                    Store::open(&dir, options())
+                        .unwrap_or_else(|e| panic!("{ctx}: the store must open: {e}"))
+                }
+            };
+            append(&store, 3);
+            let second = store
+                .prune(later())
+                .unwrap_or_else(|e| panic!("{ctx}: the next pruning: {e}"))
+                .pruned
+                .expect("sealed segments");
+            assert_eq!(second.first_index, recorded[0].end_index, "{ctx}");
+            drop(store);
+            check_log(&dir, &[recorded[0].clone(), second], &ctx);
+        }
+    }
+}
