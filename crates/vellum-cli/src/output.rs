@@ -39,6 +39,15 @@ pub(crate) fn open_store(data: &Path, args: &StoreArgs) -> anyhow::Result<Store>
                 ))
         );
     }
+    if let Some(asked) = &args.origin
+        && !r.created
+        && asked != store.origin()
+    {
+        eprintln!(
+            "vellum: --origin {asked} is ignored: this log's origin is {} (set when it was created, never changed)",
+            store.origin()
+        );
+    }
     if r.created {
         eprintln!(
             "vellum: created a new log in {} (origin {})",

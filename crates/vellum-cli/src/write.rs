@@ -43,20 +43,34 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
         last,
         size,
     } = appended;
-    match (first, last) {
-        (Some(a), Some(b)) if a == b => {
-            outln!("appended 1 event, index {a}, tree size {size}")
-        }
+    let mut summary = match (first, last) {
+        (Some(a), Some(b)) if a == b => format!("appended 1 event, index {a}, tree size {size}\n"),
         (Some(a), Some(b)) => {
-            outln!("appended {accepted} events, indexes {a}..{b}, tree size {size}")
+            format!("appended {accepted} events, indexes {a}..{b}, tree size {size}\n")
         }
-        _ => outln!("appended 0 events, tree size {size}"),
-    }
+        _ => format!("appended 0 events, tree size {size}\n"),
+    };
     match duplicates {
         0 => {}
-        1 => outln!("1 duplicate (its id is already in the log) was not stored again"),
-        n => outln!("{n} duplicates (ids already in the log) were not stored again"),
+        1 => summary.push_str(
+            "1 duplicate (its id is already in the log, or earlier in this input) was not stored again\n",
+        ),
+        n => summary.push_str(&format!(
+            "{n} duplicates (ids already in the log, or earlier in this input) were not stored again\n"
+        )),
     }
+    // The events are durable by now: a summary that cannot be written must not read as if
+    // the append failed, or a retry would store events without ids twice.
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(summary.as_bytes())
+        .and_then(|()| stdout.flush())
+        .with_context(|| {
+            format!(
+                "the events were appended ({}), but writing this summary to stdout failed",
+                summary.lines().next().unwrap_or_default()
+            )
+        })?;
     Ok(())
 }
 

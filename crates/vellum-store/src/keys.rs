@@ -123,9 +123,9 @@ impl ApiKeys {
 
     /// Creates a key; the token is in the result and nowhere else.
     pub fn create(&self, name: &str, role: Role) -> Result<NewKey> {
-        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+        if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
             return Err(StoreError::InvalidOption(
-                "a key name is 1 to 128 characters, no control characters".into(),
+                "a key name is 1 to 128 characters, not all spaces, no control characters".into(),
             ));
         }
         let mut file = self.load()?;

@@ -287,6 +287,13 @@ impl LogReader {
 
     pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>> {
         self.check_size(to)?;
+        if from == 0 {
+            // Nothing to be consistent with (RFC 9162 defines proofs from size 1), whatever
+            // `to` is.
+            return Err(StoreError::InvalidOption(
+                "a consistency proof starts from a tree of at least 1 event, not 0".into(),
+            ));
+        }
         if from > to {
             return Err(StoreError::InvalidOption(format!(
                 "a consistency proof goes from a smaller tree to a larger one, not {from} to {to}"

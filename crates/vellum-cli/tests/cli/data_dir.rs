@@ -265,3 +265,61 @@ fn damage_in_a_sealed_segment_past_the_checkpoint_is_refused() {
         .stderr_has(&[&seg_name(PER_APPEND), "index 400"]);
     log.verify().fails_at(400, &seg_name(PER_APPEND));
 }
+
+/// `--origin` names a new log; on an existing one with another origin it is ignored, and
+/// says so rather than silently.
+#[test]
+fn origin_of_an_existing_log_is_not_changed_and_says_so() {
+    let log = Log::small(3);
+    let data = log.data.to_str().unwrap();
+    let run = super::util::vellum_from(
+        &[
+            "--data".as_ref(),
+            data.as_ref(),
+            "--origin".as_ref(),
+            "another/name".as_ref(),
+            "append".as_ref(),
+        ],
+        &ndjson(&events(7, 1, 0)),
+        super::util::Stdin::Pipe,
+    );
+    run.ok()
+        .stderr_has(&["--origin another/name is ignored", "test/log"]);
+    // The usual flags name the log's own origin: nothing to say.
+    let run = log.run_stdin(&["append"], &ndjson(&events(8, 1, 0)));
+    run.ok();
+    assert!(!run.stderr.contains("ignored"), "{}", run.stderr);
+}
+
+/// The events are durable before the summary is printed; when stdout cannot take it (a
+/// full disk), the error says they were appended, so nobody retries and stores them twice.
+#[test]
+fn a_summary_that_cannot_be_written_says_the_events_were_appended() {
+    use std::io::Write as _;
+    let log = Log::small(3);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut child = std::process::Command::new(super::util::BIN)
+        .args(["--data", log.data.to_str().unwrap(), "append"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(full)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&ndjson(&events(7, 2, 0)))
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the events were appended (appended 2 events, indexes 3..4, tree size 5)"),
+        "{stderr}"
+    );
+    log.run(&["tail", "-n", "2"]).ok();
+}

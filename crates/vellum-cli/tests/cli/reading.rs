@@ -298,6 +298,12 @@ fn prove_consistency_links_two_checkpoints() {
         .expect_code(2);
     log.run(&["prove", "consistency", "--from", "30", "--to", "78"])
         .expect_code(2);
+    // From the empty tree there is nothing to prove, to any size.
+    for to in ["0", "30"] {
+        log.run(&["prove", "consistency", "--from", "0", "--to", to])
+            .expect_code(2)
+            .stderr_has(&["at least 1 event"]);
+    }
 }
 
 #[test]
@@ -389,6 +395,11 @@ fn keys_create_list_revoke_are_audited() {
     log.run(&["keys", "create", "--name", "x", "--role", "root"])
         .expect_code(2)
         .stderr_has(&["root"]);
+    for name in ["", "   "] {
+        log.run(&["keys", "create", "--name", name, "--role", "ingest"])
+            .expect_code(2)
+            .stderr_has(&["key name"]);
+    }
     log.verify().ok();
 }
 

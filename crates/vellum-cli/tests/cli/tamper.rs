@@ -501,3 +501,27 @@ fn tree_file_truncated() {
     f.set_len(100 * 32).unwrap();
     log.verify().fails_at(100, "level-00.hashes");
 }
+
+/// A `--trusted` file that is not a signed checkpoint at all is a wrong argument (exit 2);
+/// a real checkpoint that does not verify with this log's key is a failed check (exit 1).
+#[test]
+fn trusted_file_that_is_not_a_checkpoint_is_refused_as_an_argument() {
+    let log = Log::small(5);
+    let cases: [(&str, &[u8]); 3] = [
+        ("garbage.txt", b"hello\n"),
+        ("empty.txt", b""),
+        ("checkpoint-text-only.txt", b"test/log\n5\nAAAA\n"),
+    ];
+    for (name, bytes) in cases {
+        let path = log.outside(name);
+        std::fs::write(&path, bytes).unwrap();
+        log.run(&["verify", "--trusted", path.to_str().unwrap()])
+            .expect_code(2)
+            .stderr_has(&[name, "is not a signed checkpoint"]);
+    }
+    let other = Log::small(5);
+    let foreign = log.outside("other-log.txt");
+    std::fs::write(&foreign, other.checkpoint()).unwrap();
+    log.run(&["verify", "--trusted", foreign.to_str().unwrap()])
+        .expect_code(1);
+}
