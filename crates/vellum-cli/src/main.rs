@@ -91,12 +91,29 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<CheckFailed>().is_some() => {
-            eprintln!("vellum: {e:#}");
+            eprintln!("vellum: {}", describe(&e));
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("vellum: error: {e:#}");
+            eprintln!("vellum: error: {}", describe(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, `: `-separated, each cause once: an error that already
+/// ends with its cause's text (`reading X: Not a directory`) does not repeat it.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }

@@ -104,6 +104,11 @@ pub(crate) fn verify(data: &Path, args: VerifyArgs) -> anyhow::Result<()> {
 pub(crate) fn read_key(arg: &str) -> anyhow::Result<vellum_note::VerifierKey> {
     let text = if Path::new(arg).is_file() {
         std::fs::read_to_string(arg).with_context(|| format!("reading {arg}"))?
+    } else if arg.contains('/') && !arg.contains('+') {
+        // Looks like a path, and a key always has `+`: say what is missing.
+        anyhow::bail!(
+            "no such file {arg} (a key is given inline, `name+id+key`, or as a file holding one)"
+        );
     } else {
         arg.to_string()
     };

@@ -14,6 +14,16 @@ pub enum EventError {
     Json(String),
     #[error("an event must be a JSON object")]
     NotAnObject,
+    #[error("the input starts with a byte order mark (U+FEFF): save it as UTF-8 without one")]
+    ByteOrderMark,
+    /// A member of the right JSON type that does not decode (a string with a lone UTF-16
+    /// surrogate escape, say).
+    #[error("field `{field}` does not decode: {reason}")]
+    Undecodable { field: String, reason: String },
+    #[error(
+        "field `{0}` belongs to the chapter's shape (timestamp, event_type, user, details, source_ip), not to a native event: send one shape or the other"
+    )]
+    MixedShapes(&'static str),
     #[error("missing required field `{0}`")]
     MissingField(&'static str),
     #[error("field `{field}` must be {expected}")]

@@ -230,6 +230,9 @@ pub(crate) struct Wire<'a> {
 impl<'a> Wire<'a> {
     pub(crate) fn parse(text: &'a str) -> Result<Self, EventError> {
         let trimmed = text.trim_start();
+        if trimmed.starts_with('\u{feff}') {
+            return Err(EventError::ByteOrderMark);
+        }
         if !trimmed.starts_with('{') {
             return Err(if trimmed.is_empty() {
                 EventError::Json("empty input".into())
@@ -262,9 +265,7 @@ impl<'a> Wire<'a> {
             ("source_ip", self.source_ip),
         ] {
             if present(v).is_some() {
-                return Err(EventError::UnknownField(format!(
-                    "{name}` in a native event (the chapter's shape needs `event_type"
-                )));
+                return Err(EventError::MixedShapes(name));
             }
         }
         let id = match opt_string(self.id, "id")? {
@@ -394,10 +395,33 @@ fn opt_string(v: Option<&RawValue>, field: &str) -> Result<Option<String>, Event
         None => Ok(None),
         Some(raw) => serde_json::from_str::<String>(raw.get())
             .map(Some)
-            .map_err(|_| EventError::WrongType {
-                field: field.to_string(),
-                expected: "a string",
-            }),
+            .map_err(|e| wrong_or_undecodable(raw, '"', field, "a string", &e)),
+    }
+}
+
+/// A member that is not of the JSON type `expected` (its first byte is not `opens`), or
+/// is and does not decode (serde_json's reason, without its position inside the member).
+fn wrong_or_undecodable(
+    raw: &RawValue,
+    opens: char,
+    field: &str,
+    expected: &'static str,
+    e: &serde_json::Error,
+) -> EventError {
+    if raw.get().starts_with(opens) {
+        let reason = e.to_string();
+        let reason = reason
+            .rsplit_once(" at line ")
+            .map_or(reason.as_str(), |(r, _)| r);
+        EventError::Undecodable {
+            field: field.to_string(),
+            reason: reason.to_string(),
+        }
+    } else {
+        EventError::WrongType {
+            field: field.to_string(),
+            expected,
+        }
     }
 }
 
@@ -406,10 +430,7 @@ fn opt_object(v: Option<&RawValue>, field: &str) -> Result<Option<Map<String, Va
         None => Ok(None),
         Some(raw) => serde_json::from_str::<Map<String, Value>>(raw.get())
             .map(Some)
-            .map_err(|_| EventError::WrongType {
-                field: field.to_string(),
-                expected: "an object",
-            }),
+            .map_err(|e| wrong_or_undecodable(raw, '{', field, "an object", &e)),
     }
 }
 

@@ -120,6 +120,23 @@ fn bad_events_get_the_right_error() {
         ),
         ("[1]", |e| matches!(e, E::NotAnObject)),
         ("42", |e| matches!(e, E::NotAnObject)),
+        ("\u{feff}{\"category\":\"admin\",\"action\":\"x\"}", |e| {
+            matches!(e, E::ByteOrderMark)
+        }),
+        // A string of the right type that does not decode is not "of the wrong type".
+        (
+            r#"{"category":"admin","action":"x\ud800y"}"#,
+            |e| matches!(e, E::Undecodable { field, reason } if field == "action" && reason.contains("escape")),
+        ),
+        (
+            r#"{"category":"admin","action":"x","actor":{"user":"\udc00"}}"#,
+            |e| matches!(e, E::Undecodable { field, .. } if field == "actor"),
+        ),
+        // One shape or the other, not both.
+        (
+            r#"{"timestamp":"2026-11-26T00:00:00Z","category":"admin","action":"x"}"#,
+            |e| matches!(e, E::MixedShapes("timestamp")),
+        ),
         (r#"{"action":"x"}"#, |e| {
             matches!(e, E::MissingField("category"))
         }),

@@ -30,7 +30,17 @@ impl Meta {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound(layout.root().to_path_buf()));
+                let root = layout.root();
+                // A directory holding other things is not a log yet to be made.
+                let holds_something = fs::read_dir(root).is_ok_and(|mut d| d.next().is_some());
+                return Err(if holds_something {
+                    StoreError::corrupt(
+                        root,
+                        "not a Vellum data directory (it has no vellum.json, and holds other files)",
+                    )
+                } else {
+                    StoreError::NotFound(root.to_path_buf())
+                });
             }
             Err(e) => return Err(e).ctx(|| format!("reading {}", path.display())),
         };

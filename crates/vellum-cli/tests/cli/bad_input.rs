@@ -216,3 +216,34 @@ fn good_lines_are_accepted() {
         log.verify().ok();
     }
 }
+
+#[test]
+fn a_byte_order_mark_is_named() {
+    let mut bom = "\u{feff}".as_bytes().to_vec();
+    bom.extend_from_slice(GOOD.as_bytes());
+    rejects(&lines(&[&bom]), &[], &["line 1", "byte order mark"]);
+}
+
+#[test]
+fn a_string_that_does_not_decode_is_not_called_the_wrong_type() {
+    rejects(
+        &lines(&[
+            GOOD.as_bytes(),
+            br#"{"category":"admin","action":"x\ud800y"}"#,
+        ]),
+        &[],
+        &["line 2", "field `action` does not decode"],
+    );
+}
+
+#[test]
+fn the_two_shapes_mixed() {
+    rejects(
+        &lines(&[
+            GOOD.as_bytes(),
+            br#"{"timestamp":"2026-11-26T00:00:00Z","category":"admin","action":"x"}"#,
+        ]),
+        &[],
+        &["line 2", "`timestamp` belongs to the chapter's shape"],
+    );
+}

@@ -323,3 +323,28 @@ fn a_summary_that_cannot_be_written_says_the_events_were_appended() {
     );
     log.run(&["tail", "-n", "2"]).ok();
 }
+
+/// A directory holding other things is not a log: read-only commands say so (rather than
+/// suggest creating one there, which `append` refuses), and so does `append`.
+#[test]
+fn a_directory_of_other_files_is_not_a_log() {
+    let log = Log::empty();
+    let other = log.outside("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), b"x").unwrap();
+    log.run_in(&other, &["verify"], b"")
+        .expect_code(2)
+        .stderr_has(&["not a Vellum data directory"]);
+    log.run_in(&other, &["append"], &ndjson(&events(1, 1, 0)))
+        .expect_code(2)
+        .stderr_has(&["not a Vellum data directory"]);
+    // A path under a file: the cause is named once.
+    let run = log.run_in(&other.join("notes.txt").join("sub"), &["verify"], b"");
+    run.expect_code(2);
+    assert_eq!(
+        run.stderr.matches("Not a directory").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}

@@ -519,6 +519,10 @@ fn trusted_file_that_is_not_a_checkpoint_is_refused_as_an_argument() {
             .expect_code(2)
             .stderr_has(&[name, "is not a signed checkpoint"]);
     }
+    // A key argument that names a file that is not there.
+    log.run(&["verify", "--key", "/nonexistent/key.txt"])
+        .expect_code(2)
+        .stderr_has(&["no such file /nonexistent/key.txt"]);
     let other = Log::small(5);
     let foreign = log.outside("other-log.txt");
     std::fs::write(&foreign, other.checkpoint()).unwrap();
