@@ -318,7 +318,31 @@ pub(crate) fn tail(data: &Path, args: TailArgs) -> anyhow::Result<()> {
         if !args.follow {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // Wait for more, but stop when nobody reads any more (`| head`, a closed terminal)
+        // rather than when the next event happens to come, and when the log is gone.
+        if stdout_closed(Duration::from_millis(200))? {
+            return Ok(());
+        }
+        if !reader.layout().holds_log() {
+            anyhow::bail!("the data directory {} is gone", data.display());
+        }
+    }
+}
+
+/// Waits up to `wait` for standard output to report an error or a hang-up (its reader
+/// went away); whether it did.
+fn stdout_closed(wait: Duration) -> anyhow::Result<bool> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+    let timeout = Timespec {
+        tv_sec: wait.as_secs() as i64,
+        tv_nsec: i64::from(wait.subsec_nanos()),
+    };
+    match poll(&mut fds, Some(&timeout)) {
+        Ok(_) => Ok(fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP)),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(std::io::Error::from(e)).context("waiting on standard output"),
     }
 }
 

@@ -37,6 +37,11 @@ impl Layout {
     pub fn index_dir(&self) -> PathBuf {
         self.root.join("index")
     }
+    /// Whether a log is (still) here: its `vellum.json` is.
+    pub fn holds_log(&self) -> bool {
+        self.file(META).is_file()
+    }
+
     pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }

@@ -524,3 +524,73 @@ fn addresses_match_however_they_are_written() {
     );
     log.verify().ok();
 }
+
+/// `tail -f` prints what another process appends, and stops by itself when nobody reads
+/// its output any more or when the log is removed.
+#[test]
+fn tail_follow_prints_new_events_and_stops_when_unread_or_gone() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let mut log = Log::small(5);
+    let spawn = |log: &Log| {
+        Command::new(super::util::BIN)
+            .args([
+                "--data",
+                log.data.to_str().unwrap(),
+                "tail",
+                "-f",
+                "-n",
+                "2",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let wait_exit = |child: &mut std::process::Child| {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "tail -f did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    let mut child = spawn(&log);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let index_of = |line: &str| -> u64 {
+        serde_json::from_str::<serde_json::Value>(line).unwrap()["index"]
+            .as_u64()
+            .unwrap()
+    };
+    let first: Vec<u64> = (0..2)
+        .map(|_| index_of(&lines.next().unwrap().unwrap()))
+        .collect();
+    assert_eq!(first, [3, 4]);
+    log.append(events(1, 3, 0));
+    let next: Vec<u64> = (0..3)
+        .map(|_| index_of(&lines.next().unwrap().unwrap()))
+        .collect();
+    assert_eq!(next, [5, 6, 7]);
+    // Nobody reads any more: it stops, successfully, without waiting for another event.
+    drop(lines);
+    assert!(wait_exit(&mut child).success());
+
+    // The log removed under it: it says so and fails.
+    let mut child = spawn(&log);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    lines.next().unwrap().unwrap();
+    std::fs::remove_dir_all(&log.data).unwrap();
+    let status = wait_exit(&mut child);
+    assert_eq!(status.code(), Some(2));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("is gone"), "{stderr}");
+}
