@@ -436,11 +436,13 @@ fn opt_object(v: Option<&RawValue>, field: &str) -> Result<Option<Map<String, Va
 
 /// An address in its one textual form (RFC 5952 for IPv6: lower case, the longest run of
 /// zeros compressed), so that the same address is stored, indexed and matched alike
-/// however a client wrote it. Borrowed when `text` is already in it (every IPv4 text that
-/// parses is).
-pub(crate) fn canonical_ip(text: &str) -> Result<Cow<'_, str>, EventError> {
+/// however a client wrote it. An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, what a
+/// dual-stack socket reports for an IPv4 client) is the IPv4 address it maps. Borrowed
+/// when `text` is already in it (every IPv4 text that parses is).
+pub fn canonical_ip(text: &str) -> Result<Cow<'_, str>, EventError> {
     match text.parse::<IpAddr>() {
         Ok(IpAddr::V4(_)) => Ok(Cow::Borrowed(text)),
+        Ok(IpAddr::V6(a)) if let Some(v4) = a.to_ipv4_mapped() => Ok(Cow::Owned(v4.to_string())),
         Ok(a) => {
             let canonical = a.to_string();
             Ok(if canonical == text {

@@ -36,7 +36,11 @@ fn addresses_are_stored_in_canonical_form() {
         ("2001:DB8::1", "2001:db8::1"),
         ("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"),
         ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),
-        ("::FFFF:192.0.2.1", "::ffff:192.0.2.1"),
+        // IPv4-mapped (a dual-stack socket's view of an IPv4 client) is the IPv4 address.
+        ("::FFFF:192.0.2.1", "192.0.2.1"),
+        ("::ffff:c000:201", "192.0.2.1"),
+        // Not mapped: the deprecated IPv4-compatible form stays IPv6.
+        ("::192.0.2.1", "::c000:201"),
     ];
     for (given, stored) in cases {
         let native = format!(

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use vellum_event::{Category, Filter, Outcome, StoredEvent, Timestamp};
+use vellum_event::{Category, Filter, Outcome, StoredEvent, Timestamp, canonical_ip};
 
 /// A posting's value: `category | outcome << 4`, time (µs, i64 BE), action, user, ip hashes.
 pub(crate) type Encoded = [u8; ENCODED_LEN];
@@ -96,6 +96,16 @@ impl<'a> Fields<'a> {
             Some(raw) => present(serde_json::from_str::<Source<'a>>(raw.get()).ok()?.ip)
                 .map(string)
                 .transpose_opt()?,
+        };
+        // Stored before its canonical text changed (an IPv4-mapped address, stored in its
+        // IPv6 form before 2026-11-27): hashed as the filter's text is, or left to the full
+        // parse if it is no address at all.
+        let ip = match ip {
+            Some(text) => Some(match canonical_ip(&text).ok()? {
+                Cow::Borrowed(_) => text,
+                Cow::Owned(c) => Cow::Owned(c),
+            }),
+            None => None,
         };
         Some(Fields {
             category,
@@ -288,11 +298,17 @@ mod tests {
             r#""id":"a","time":"2026-11-26T16:55:08Z","category":"admin","action":"x","actor":{"user":null},"source":{}}"#,
             r#""id":"a","time":"2026-11-26T16:55:08Z","category":"admin","action":"x","actor":{"user":"b\"ob"}}"#,
             r#""id":"a","time":"2026-11-26T16:55:08+01:00","category":"security","action":"x","outcome":"unknown"}"#,
+            // Stored before an IPv4-mapped address was taken for its IPv4 address: both
+            // reads give the address as events are stored and filters given now.
+            r#""id":"a","time":"2026-11-26T16:55:08Z","category":"security","action":"x","source":{"ip":"::ffff:192.0.2.1"}}"#,
         ] {
             let b = stored(body);
             let quick = Fields::quick(&b).unwrap();
             let full = Fields::full(&b).unwrap();
             assert_eq!(quick, full, "{body}");
+            if body.contains("::ffff:") {
+                assert_eq!(quick.ip.as_deref(), Some("192.0.2.1"));
+            }
         }
     }
 

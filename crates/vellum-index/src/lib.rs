@@ -3,7 +3,7 @@
 //!
 //! Derived data in `DIR/index/postings.redb` (redb: a pure-Rust, ACID, copy-on-write
 //! B-tree with MVCC readers, so queries never wait for the indexer). It can be deleted at
-//! any time and is rebuilt from the log. It holds (format 3, in `meta` as `format`):
+//! any time and is rebuilt from the log. It holds (format 4, in `meta` as `format`):
 //!
 //! - postings (`postings_v2`): one per event and field, for `category`, `action`,
 //!   `actor.user` and `source.ip`. The key is `partition | hash(field, value) | offset`
@@ -53,8 +53,9 @@ use posting::{PART_BITS, PART_LEN, PostingKey};
 /// The layout of the tables below; a database of another format is deleted and rebuilt.
 /// Format 1 (no `format` key) keyed postings by the value itself and held no fields.
 /// Format 2 hashed `source.ip` as stored; format 3 hashes its canonical text (as events are
-/// now stored and filters given), so an index of format 2 is rebuilt.
-const FORMAT: u64 = 3;
+/// now stored and filters given); format 4 takes an IPv4-mapped address for the IPv4
+/// address it maps, so an index of an earlier format is rebuilt.
+const FORMAT: u64 = 4;
 
 const POSTINGS: TableDefinition<PostingKey, &Encoded> = TableDefinition::new("postings_v2");
 const ZONES: TableDefinition<u64, (i64, i64)> = TableDefinition::new("zones_v2");

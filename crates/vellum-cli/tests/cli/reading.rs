@@ -509,6 +509,9 @@ fn addresses_match_however_they_are_written() {
         line("a", "2001:DB8::7"),
         line("b", "2001:db8:0:0:0:0:0:7"),
         line("c", "2001:db8::8"),
+        // What a dual-stack socket reports for an IPv4 client is that IPv4 address.
+        line("d", "::ffff:198.51.100.9"),
+        line("e", "198.51.100.9"),
     ]
     .join("\n");
     log.run_stdin(&["append"], input.as_bytes()).ok();
@@ -522,6 +525,11 @@ fn addresses_match_however_they_are_written() {
         "{}",
         run.stdout
     );
+    for given in ["198.51.100.9", "::ffff:198.51.100.9", "::FFFF:c633:6409"] {
+        let run = log.run(&["query", "--ip", given]);
+        run.ok();
+        assert_eq!(ids(&run.stdout), ["d", "e"], "{given}: {}", run.stdout);
+    }
     log.verify().ok();
 }
 
