@@ -218,14 +218,28 @@ impl ActiveSegment {
     }
 
     /// Keeps the direct descriptor only if a direct write works here: rewrites the block
-    /// `pos` is in as it is (its bytes up to `pos`, zeros after). Writes handed to the sync
-    /// thread then fail only as any write can.
+    /// `pos` is in as it is (its bytes up to `pos`, zeros after), or, when `pos` starts a
+    /// block, writes that block's zeros (past the records, where zeros are). Writes handed
+    /// to the sync thread then fail only as any write can.
     fn probe_direct(&mut self) {
         if self.direct.is_some() {
             let mut buf = CommitBuf::default();
             self.lay_out_as(&mut buf, 0, true);
             let at = self.pos - buf.head as u64;
-            let works = self.write(&buf).is_ok()
+            let written = if buf.whole().is_empty() {
+                // Nothing to rewrite, and an empty write proves nothing: a block of zeros.
+                self.lay_out_as(&mut buf, DIRECT_ALIGN, true);
+                self.direct.as_ref().is_some_and(|direct| {
+                    let ok = direct.write_all_at(buf.whole(), at).is_ok();
+                    if ok {
+                        self.allocated = self.allocated.max(at + DIRECT_ALIGN as u64);
+                    }
+                    ok
+                })
+            } else {
+                self.write(&buf).is_ok()
+            };
+            let works = written
                 && rustix::fs::fallocate(
                     &*self.file,
                     FallocateFlags::empty(),
