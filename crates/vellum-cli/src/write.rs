@@ -519,10 +519,21 @@ fn audit(store: &vellum_store::Store, event: Event) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Who ran the command, as far as the process can tell: the login name from the
+/// environment (else `uid:N`), the numeric uid always (the environment can say anything),
+/// and the user behind `sudo` when there is one.
 fn cli_actor() -> JsonObject {
+    let uid = rustix::process::getuid().as_raw();
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let mut m = serde_json::Map::new();
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let user = env("USER")
+        .or_else(|| env("LOGNAME"))
+        .unwrap_or_else(|| format!("uid:{uid}"));
     m.insert("user".into(), json!(user));
+    m.insert("uid".into(), json!(uid));
+    if let Some(sudo) = env("SUDO_USER") {
+        m.insert("sudo_user".into(), json!(sudo));
+    }
     m.insert("via".into(), json!("vellum-cli"));
     m.into()
 }

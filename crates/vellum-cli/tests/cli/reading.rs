@@ -385,6 +385,16 @@ fn keys_create_list_revoke_are_audited() {
         .map(|v| v["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["key.created", "key.revoked"]);
+    // Who did it: a name (from the environment, else the uid) and the uid itself.
+    for e in &audit {
+        assert!(e["actor"]["uid"].is_u64(), "{e}");
+        assert!(
+            e["actor"]["user"]
+                .as_str()
+                .is_some_and(|u| !u.is_empty() && u != "unknown"),
+            "{e}"
+        );
+    }
     assert_eq!(audit[0]["index"], 3);
     assert_eq!(audit[0]["details"]["role"], "ingest");
     assert!(!admin.stdout.contains(&token));
