@@ -561,13 +561,15 @@ pub(crate) fn keys_create(
 
 pub(crate) fn keys_revoke(data: &Path, store_args: &StoreArgs, id: &str) -> anyhow::Result<()> {
     let store = open_store(data, store_args)?;
-    match ApiKeys::new(data).revoke(id)? {
+    let keys = ApiKeys::new(data);
+    match keys.revoke(id)? {
         Revocation::Revoked(key) => {
             let mut ev = Event::new(Category::Admin, "key.revoked", Outcome::Success).with_details(
-                json!({"key_id": key.id, "name": key.name, "role": key.role.as_str()}),
+                json!({"key_id": key.id, "name": key.name, "role": key.role.as_str(), "revoked": key.revoked}),
             );
             ev.actor = Some(cli_actor());
             audit(&store, ev)?;
+            keys.revocation_recorded(&key.id)?;
             outln!("revoked {} ({})", key.id, key.name);
         }
         Revocation::AlreadyRevoked { key, at } => outln!(

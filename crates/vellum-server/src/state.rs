@@ -127,6 +127,12 @@ impl KeyRing {
         self.reload()?;
         Ok(done)
     }
+
+    /// See [`ApiKeys::revocation_recorded`].
+    pub fn revocation_recorded(&self, id: &str) -> Result<(), vellum_store::StoreError> {
+        self.file.revocation_recorded(id)?;
+        self.reload()
+    }
 }
 
 /// What a presented token is.

@@ -70,8 +70,22 @@ pub struct ApiKey {
     pub created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<String>,
+    /// Whether the revocation's audit event is known to be in the log. Set only once the
+    /// caller has recorded it ([`ApiKeys::revocation_recorded`]), so that a revocation whose
+    /// event failed is answered as new again, and recorded, when it is retried. (Absent in
+    /// files written before it existed: recorded.)
+    #[serde(default = "recorded", skip_serializing_if = "is_recorded")]
+    pub revocation_recorded: bool,
     /// Hex SHA-256 of the token.
     pub hash: String,
+}
+
+fn recorded() -> bool {
+    true
+}
+
+fn is_recorded(r: &bool) -> bool {
+    *r
 }
 
 /// A key just created: the record and its token, to be shown once.
@@ -142,6 +156,7 @@ impl ApiKeys {
             role,
             created: Timestamp::now().to_string(),
             revoked: None,
+            revocation_recorded: true,
             hash: hex(&Sha256::digest(token.as_bytes())),
         };
         if file.keys.iter().any(|k| k.id == key.id) {
@@ -162,17 +177,36 @@ impl ApiKeys {
             .iter_mut()
             .find(|k| k.id == id)
             .ok_or_else(|| StoreError::InvalidOption(format!("no key with id `{id}`")))?;
-        if let Some(at) = &key.revoked {
-            // Revoked once, at the time first recorded; nothing is written again.
-            return Ok(Revocation::AlreadyRevoked {
-                at: at.clone(),
-                key: key.clone(),
-            });
+        match &key.revoked {
+            // Revoked once, at the time first recorded, and its event is in the log.
+            Some(at) if key.revocation_recorded => {
+                return Ok(Revocation::AlreadyRevoked {
+                    at: at.clone(),
+                    key: key.clone(),
+                });
+            }
+            // Revoked, but its event never made it to the log: the caller records it now.
+            Some(_) => return Ok(Revocation::Revoked(key.clone())),
+            None => {}
         }
         key.revoked = Some(Timestamp::now().to_string());
+        key.revocation_recorded = false;
         let out = key.clone();
         self.save(&file)?;
         Ok(Revocation::Revoked(out))
+    }
+
+    /// Notes that the `key.revoked` event of key `id` is durably in the log, so that
+    /// revoking it again changes and records nothing.
+    pub fn revocation_recorded(&self, id: &str) -> Result<()> {
+        let mut file = self.load()?;
+        if let Some(key) = file.keys.iter_mut().find(|k| k.id == id)
+            && !key.revocation_recorded
+        {
+            key.revocation_recorded = true;
+            self.save(&file)?;
+        }
+        Ok(())
     }
 
     /// The live key a token belongs to, if any.
@@ -188,7 +222,8 @@ impl ApiKeys {
 /// What [`ApiKeys::revoke`] did.
 #[derive(Debug, Clone)]
 pub enum Revocation {
-    /// The key is revoked now.
+    /// The key is revoked now (or was, and its audit event is not in the log yet): the
+    /// caller records `key.revoked`, then calls [`ApiKeys::revocation_recorded`].
     Revoked(ApiKey),
     /// The key was revoked before, `at` then; nothing changed.
     AlreadyRevoked { key: ApiKey, at: String },
@@ -269,6 +304,21 @@ mod tests {
         let first = keys.revoke(&new.key.id).unwrap();
         assert!(matches!(first, Revocation::Revoked(_)));
         assert!(keys.authenticate(&new.token).unwrap().is_none());
+        // Its event not recorded yet (say the append failed): a retry is a revocation to
+        // record, at the first time.
+        let retry = keys.revoke(&new.key.id).unwrap();
+        assert!(matches!(retry, Revocation::Revoked(_)));
+        assert_eq!(retry.key().revoked, first.key().revoked);
+        keys.revocation_recorded(&new.key.id).unwrap();
+        // A file from before the flag existed: its revocations count as recorded.
+        let legacy = r#"{"id":"k_1","name":"n","role":"ingest","created":"2026-11-26T00:00:00Z","revoked":"2026-11-26T01:00:00Z","hash":"00"}"#;
+        let old: ApiKey = serde_json::from_str(legacy).unwrap();
+        assert!(old.revocation_recorded);
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            legacy,
+            "written back unchanged"
+        );
         let again = keys.revoke(&new.key.id).unwrap();
         assert!(matches!(again, Revocation::AlreadyRevoked { .. }));
         assert_eq!(

@@ -612,3 +612,43 @@ fn tail_follow_prints_new_events_and_stops_when_unread_or_gone() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("is gone"), "{stderr}");
 }
+
+/// A revocation whose audit event failed (the key file says revoked, not yet recorded) is
+/// recorded when it is retried; only then does revoking again record nothing.
+#[test]
+fn a_revocation_whose_event_failed_is_recorded_on_retry() {
+    let log = Log::small(3);
+    log.run(&["keys", "create", "--name", "ci", "--role", "ingest"])
+        .ok();
+    // What a revocation whose `key.revoked` append failed leaves behind.
+    let path = log.file("keys.json");
+    let mut keys: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let id = keys["keys"][0]["id"].as_str().unwrap().to_string();
+    keys["keys"][0]["revoked"] = "2026-11-27T00:00:00.000000Z".into();
+    keys["keys"][0]["revocation_recorded"] = false.into();
+    std::fs::write(&path, serde_json::to_vec(&keys).unwrap()).unwrap();
+
+    let revoked_events = || {
+        log.run(&["query", "--action", "key.revoked"])
+            .stdout
+            .lines()
+            .count()
+    };
+    assert_eq!(revoked_events(), 0);
+    log.run(&["keys", "revoke", &id])
+        .ok()
+        .stdout
+        .contains("revoked");
+    assert_eq!(revoked_events(), 1, "the retry recorded it");
+    let again = log.run(&["keys", "revoke", &id]);
+    again.ok();
+    assert!(
+        again
+            .stdout
+            .contains("already revoked at 2026-11-27T00:00:00"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(revoked_events(), 1, "and nothing more");
+}

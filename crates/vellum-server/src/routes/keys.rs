@@ -74,6 +74,7 @@ pub async fn revoke(
             let mut ev = key_event("key.revoked", &key, Some(&admin));
             caller.describe(&mut ev, Some(&admin));
             state.audit_durably(ev).await?;
+            state.keys.revocation_recorded(&key.id)?;
             key
         }
         // Revoking again changes nothing, so it records nothing; the answer is the same.
