@@ -31,12 +31,11 @@ pub(crate) fn open_store(data: &Path, args: &StoreArgs) -> anyhow::Result<Store>
         eprintln!(
             "vellum: recovered: cut {bytes} bytes after the last intact record, at offset {at} of {} (a crash leaves only unacknowledged records there){}",
             path.display(),
-            r.torn_tail_kept
-                .as_ref()
-                .map_or_else(String::new, |k| format!(
-                    "; the bytes cut are kept in {}",
-                    k.display()
-                ))
+            match (&r.torn_tail_kept, &r.torn_tail_not_kept) {
+                (Some(k), _) => format!("; the bytes cut are kept in {}", k.display()),
+                (None, Some(why)) => format!("; the bytes cut could not be kept: {why}"),
+                (None, None) => String::new(),
+            }
         );
     }
     if let Some(asked) = &args.origin

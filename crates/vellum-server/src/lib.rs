@@ -51,10 +51,11 @@ pub fn prepare(data: &Path, config: Config) -> Result<(SharedState, Option<Strin
     let store = Store::open(data, config.store_options())?;
     let recovered = store.recovered();
     if let Some((path, at, bytes)) = &recovered.torn_tail {
-        let kept = recovered
-            .torn_tail_kept
-            .as_ref()
-            .map_or_else(String::new, |k| k.display().to_string());
+        let kept = match (&recovered.torn_tail_kept, &recovered.torn_tail_not_kept) {
+            (Some(k), _) => k.display().to_string(),
+            (None, Some(why)) => format!("not kept: {why}"),
+            (None, None) => String::new(),
+        };
         tracing::warn!(file = %path.display(), offset = at, bytes, kept, "cut the bytes after the last intact record (a crash leaves only unacknowledged records there)");
     }
     let state = Arc::new(AppState::new(store, config)?);

@@ -43,6 +43,8 @@ pub struct Recovered {
     /// crash leaves only unacknowledged records there, but if the log did not crash they
     /// are the evidence of what damaged it.
     pub torn_tail_kept: Option<PathBuf>,
+    /// Why the cut bytes could not be kept (a full disk, say); the tail was cut anyway.
+    pub torn_tail_not_kept: Option<String>,
     /// A torn checkpoint record that was cut, at this offset.
     pub torn_checkpoint: Option<u64>,
     /// Leaves re-hashed past the latest checkpoint.
@@ -374,7 +376,12 @@ fn reopen_active(
     if end.damage.is_some() {
         // Keep a copy of what is cut, then cut the torn tail: zero everything after the
         // last intact record.
-        recovered.torn_tail_kept = keep_cut_bytes(layout, &file, &path, end.end, end.file_len)?;
+        // Best effort: on a full disk the cut itself (zeros written in place) needs no new
+        // space, and must not be refused for want of room for the copy.
+        match keep_cut_bytes(layout, &file, &path, end.end, end.file_len) {
+            Ok(kept) => recovered.torn_tail_kept = kept,
+            Err(e) => recovered.torn_tail_not_kept = Some(e.to_string()),
+        }
         let cut = end.file_len - end.end;
         let zeros = vec![0u8; 1 << 20];
         let mut at = end.end;
@@ -437,20 +444,39 @@ fn keep_cut_bytes(
     let name = path
         .file_name()
         .map_or_else(|| "segment".into(), |n| n.to_string_lossy().into_owned());
-    let kept = dir.join(format!("{name}.{from}.tail"));
-    let mut out = File::create(&kept).ctx(|| format!("creating {}", kept.display()))?;
-    let mut at = from;
-    while at <= last {
-        let n = ((last + 1 - at) as usize).min(buf.len());
-        file.read_exact_at(&mut buf[..n], at).ctx(reading)?;
-        out.write_all(&buf[..n])
-            .ctx(|| format!("writing {}", kept.display()))?;
-        at += n as u64;
+    // A new name each time: a second tear at the same offset keeps the first copy.
+    let (kept, mut out) = (0u32..)
+        .map(|n| match n {
+            0 => dir.join(format!("{name}.{from}.tail")),
+            n => dir.join(format!("{name}.{from}.{n}.tail")),
+        })
+        .find_map(
+            |p| match OpenOptions::new().write(true).create_new(true).open(&p) {
+                Ok(f) => Some(Ok((p, f))),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                Err(e) => Some(Err(e).ctx(|| format!("creating {}", p.display()))),
+            },
+        )
+        .ok_or_else(|| StoreError::Internal("no free name for a torn tail".into()))??;
+    let mut copy = || -> Result<()> {
+        let mut at = from;
+        while at <= last {
+            let n = ((last + 1 - at) as usize).min(buf.len());
+            file.read_exact_at(&mut buf[..n], at).ctx(reading)?;
+            out.write_all(&buf[..n])
+                .ctx(|| format!("writing {}", kept.display()))?;
+            at += n as u64;
+        }
+        out.sync_all()
+            .ctx(|| format!("syncing {}", kept.display()))?;
+        layout::sync_dir(&dir)?;
+        layout::sync_dir(layout.root())
+    };
+    if let Err(e) = copy() {
+        // No partial copy is left to be taken for the whole.
+        let _ = std::fs::remove_file(&kept);
+        return Err(e);
     }
-    out.sync_all()
-        .ctx(|| format!("syncing {}", kept.display()))?;
-    layout::sync_dir(&dir)?;
-    layout::sync_dir(layout.root())?;
     Ok(Some(kept))
 }
 

@@ -348,3 +348,50 @@ fn an_event_larger_than_any_record_is_refused_and_nothing_is_written() {
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.tree_size, 1);
 }
+
+/// A torn tail found on a full disk is still cut (zeros written in place need no room);
+/// the copy recovery keeps of what it cuts is skipped, said why, and leaves no partial
+/// file behind.
+#[test]
+fn a_torn_tail_on_a_full_disk_is_cut_without_its_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("small");
+    let _mount = mount_tmpfs(&mnt, "4m");
+    let dir = mnt.join("log");
+    let options = Options {
+        create: true,
+        origin: Some("vellum/full-disk-tail".into()),
+        checkpoint_interval: Duration::from_secs(3600),
+        ..Options::default()
+    };
+    let store = Store::open(&dir, options.clone()).unwrap();
+    store.append(named("kept", 20)).unwrap();
+    store.checkpoint().unwrap();
+    drop(store);
+    fill(&mnt.join("filler"));
+    // A torn record right after the last one, inside the zeroed space (no new room).
+    let seg = dir.join("segments").join(format!("{:020}.seg", 0));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    bytes[end..end + 6].copy_from_slice(&[9, 0, 0, 0, 0xee, 0xee]);
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let store = Store::open(&dir, options).unwrap();
+    let rec = store.recovered();
+    assert!(rec.torn_tail.is_some());
+    assert!(rec.torn_tail_kept.is_none());
+    assert!(
+        rec.torn_tail_not_kept
+            .as_deref()
+            .is_some_and(|w| w.contains("No space")),
+        "{rec:?}"
+    );
+    let leftovers = std::fs::read_dir(dir.join("recovered"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(leftovers, 0, "no partial copy");
+    drop(store);
+    let report = verify(&dir, &VerifyOptions::default()).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.tree_size, 20);
+}

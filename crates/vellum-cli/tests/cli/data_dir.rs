@@ -194,6 +194,30 @@ fn torn_tail_of_active_segment_is_cut_and_reported() {
     let mut want = 500u32.to_le_bytes().to_vec();
     want.extend_from_slice(&[0xab; 4 + 100]);
     assert_eq!(std::fs::read(&kept).unwrap(), want);
+
+    // Torn twice at one place (opened with nothing appended in between): the first copy
+    // stays, the second gets a name of its own.
+    let torn_at_end = |bytes: &[u8]| {
+        let mut seg = std::fs::read(&path).unwrap();
+        let parsed = Framed::parse(&seg, super::util::SEG_HEADER);
+        let end = seg.len() - parsed.tail.len();
+        seg[end..end + bytes.len()].copy_from_slice(bytes);
+        std::fs::write(&path, &seg).unwrap();
+        end
+    };
+    let first_tear = torn_at_end(&[9, 0, 0, 0, 0xcd, 0xcd]);
+    log.run(&["prune", "--max-age-days", "36500"]).ok();
+    assert_eq!(torn_at_end(&[9, 0, 0, 0, 0xef, 0xef]), first_tear);
+    log.run(&["prune", "--max-age-days", "36500"]).ok();
+    let copy = |suffix: &str| {
+        std::fs::read(log.file(&format!(
+            "recovered/{}.{first_tear}{suffix}.tail",
+            seg_name(2 * PER_APPEND)
+        )))
+        .unwrap()
+    };
+    assert_eq!(copy(""), [9, 0, 0, 0, 0xcd, 0xcd]);
+    assert_eq!(copy(".1"), [9, 0, 0, 0, 0xef, 0xef]);
     assert!(
         run.stdout
             .contains("appended 1 event, index 900, tree size 901"),
