@@ -19,12 +19,14 @@ pub(crate) fn verify(data: &Path, args: VerifyArgs) -> anyhow::Result<()> {
     for path in &args.trusted {
         let note = std::fs::read_to_string(path)
             .with_context(|| format!("reading trusted checkpoint {}", path.display()))?;
-        // A file that is not a signed checkpoint at all is a wrong argument (exit 2); one
-        // that is, and does not verify or match, is a failed check (exit 1).
-        vellum_note::Note::parse(&note)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .and_then(|n| {
-                vellum_note::Checkpoint::parse_text(&n.text).map_err(|e| anyhow::anyhow!("{e}"))
+        // A file that is not a signed checkpoint at all (no checkpoint text, then a blank
+        // line) is a wrong argument (exit 2); one that is, whatever its signature lines
+        // hold, is checked: a bad signature or a mismatch is a failed check (exit 1).
+        note.split_once("\n\n")
+            .ok_or_else(|| anyhow::anyhow!("no blank line before signature lines"))
+            .and_then(|(text, _)| {
+                vellum_note::Checkpoint::parse_text(&format!("{text}\n"))
+                    .map_err(|e| anyhow::anyhow!("{e}"))
             })
             .with_context(|| format!("{} is not a signed checkpoint", path.display()))?;
         trusted.push((note, path.display().to_string()));

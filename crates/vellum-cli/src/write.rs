@@ -59,18 +59,19 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
             "{n} duplicates (ids already in the log, or earlier in this input) were not stored again\n"
         )),
     }
-    // The events are durable by now: a summary that cannot be written must not read as if
-    // the append failed, or a retry would store events without ids twice.
+    // The events are durable by now: a summary that cannot be written must not read as a
+    // failed append (exit 0, and say so on stderr), or a retry would store events without
+    // ids twice.
     let mut stdout = std::io::stdout().lock();
-    stdout
+    if let Err(e) = stdout
         .write_all(summary.as_bytes())
         .and_then(|()| stdout.flush())
-        .with_context(|| {
-            format!(
-                "the events were appended ({}), but writing this summary to stdout failed",
-                summary.lines().next().unwrap_or_default()
-            )
-        })?;
+    {
+        eprintln!(
+            "vellum: the events were appended ({}), but writing this summary to stdout failed: {e}",
+            summary.lines().next().unwrap_or_default()
+        );
+    }
     Ok(())
 }
 

@@ -45,7 +45,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         let ip = parts
             .extensions
             .get::<ClientAddr>()
-            .map(|a| a.0.ip())
+            // An IPv4 client of a dual-stack listener is its IPv4 address (as events are
+            // stored and filters given), not `::ffff:a.b.c.d`.
+            .map(|a| a.0.ip().to_canonical())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let auth = parts
             .headers

@@ -31,8 +31,23 @@ impl Meta {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let root = layout.root();
-                // A directory holding other things is not a log yet to be made.
-                let holds_something = fs::read_dir(root).is_ok_and(|mut d| d.next().is_some());
+                // A directory holding other things is not a log yet to be made (what an
+                // interrupted creation leaves, the lock, the key, temporary files and the
+                // two directories, is: the next writer finishes it).
+                let left_by_creation = |name: &str| {
+                    [
+                        layout::LOCK,
+                        layout::SIGNING_KEY,
+                        layout::SEGMENTS,
+                        layout::TREE,
+                    ]
+                    .contains(&name)
+                        || name.ends_with(".tmp")
+                };
+                let holds_something = fs::read_dir(root).is_ok_and(|d| {
+                    d.filter_map(|e| e.ok())
+                        .any(|e| !left_by_creation(&e.file_name().to_string_lossy()))
+                });
                 return Err(if holds_something {
                     StoreError::corrupt(
                         root,

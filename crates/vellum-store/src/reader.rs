@@ -227,7 +227,10 @@ impl LogReader {
         Ok(payload)
     }
 
-    /// Calls `f(index, stored bytes)` for every event in `[from, to)` still stored.
+    /// Calls `f(index, stored bytes)` for every event in `[from, to)` still stored (a `to`
+    /// past the last one stops there). Events the segments promise (a sealed segment up to
+    /// the next one's first index, the last one what its `.idx` lists) and do not hold are
+    /// an error, never skipped.
     pub fn for_each(
         &self,
         from: u64,

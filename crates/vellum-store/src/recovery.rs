@@ -539,16 +539,16 @@ pub(crate) fn scan_records(
             break;
         }
         // The scan ran to the segment's end. A sealed segment must hold every index up to
-        // the next one's first, and any segment every index its `.idx` promised (`to`,
-        // unless the caller reads on to whatever is there): fewer is damage, never a
-        // reason to skip events silently.
+        // the next one's first, the last one every index its `.idx` lists (those are
+        // written only once their records are durable; intact records past them are a
+        // commit in progress, or a writer that stopped, and are read too): fewer is damage,
+        // never a reason to skip events silently.
         let promised = match firsts.get(n + 1) {
-            Some(&next) => Some(next.min(to)),
-            None => (to != u64::MAX).then_some(to),
+            Some(&next) => next,
+            None => first + idx_len(layout, first)?,
         };
-        if let Some(want) = promised
-            && index < want
-        {
+        let want = promised.min(to);
+        if index < want {
             let what = end.damage.map_or("the records end", Damage::what);
             return Err(StoreError::corrupt(
                 &path,

@@ -85,6 +85,8 @@ impl NodeSource for TreeReader {
 pub(crate) struct TreeWriter {
     layout: Layout,
     levels: Vec<Level>,
+    /// A level's file was made since the tree directory was last synced.
+    dir_unsynced: bool,
 }
 
 #[derive(Debug)]
@@ -138,7 +140,11 @@ impl TreeWriter {
                 dirty: len != entries * 32,
             });
         }
-        Ok(Self { layout, levels })
+        Ok(Self {
+            layout,
+            levels,
+            dir_unsynced: false,
+        })
     }
 
     /// Makes sure the file of every level a tree of `size` leaves has a node on exists, its
@@ -149,13 +155,19 @@ impl TreeWriter {
         let Some(top) = size.checked_ilog2() else {
             return Ok(());
         };
-        if self.levels.len() > top as usize {
-            return Ok(());
-        }
         while self.levels.len() <= top as usize {
             self.add_level()?;
         }
-        layout::sync_dir(&self.layout.tree_dir())
+        self.sync_dir()
+    }
+
+    /// Makes the entries of the level files made so far durable (again, after a failure).
+    fn sync_dir(&mut self) -> Result<()> {
+        if self.dir_unsynced {
+            layout::sync_dir(&self.layout.tree_dir())?;
+            self.dir_unsynced = false;
+        }
+        Ok(())
     }
 
     fn add_level(&mut self) -> Result<()> {
@@ -174,6 +186,7 @@ impl TreeWriter {
             pending: Vec::new(),
             dirty: true,
         });
+        self.dir_unsynced = true;
         Ok(())
     }
 
@@ -206,9 +219,11 @@ impl TreeWriter {
         Ok(())
     }
 
-    /// Flushes and fsyncs every level written since the last sync.
+    /// Flushes and fsyncs every level written since the last sync (and the directory, if a
+    /// level's file was made since it was synced).
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.flush()?;
+        self.sync_dir()?;
         for (n, l) in self.levels.iter_mut().enumerate() {
             if l.dirty {
                 l.file

@@ -523,6 +523,13 @@ fn trusted_file_that_is_not_a_checkpoint_is_refused_as_an_argument() {
     log.run(&["verify", "--key", "/nonexistent/key.txt"])
         .expect_code(2)
         .stderr_has(&["no such file /nonexistent/key.txt"]);
+    // A real checkpoint whose signature line was damaged is checked, and fails (exit 1).
+    let damaged = log.outside("damaged-signature.txt");
+    let cp = log.checkpoint();
+    let (text, sig) = cp.split_once("\n\n").unwrap();
+    std::fs::write(&damaged, format!("{text}\n\n{}!!\n", sig.trim_end())).unwrap();
+    log.run(&["verify", "--trusted", damaged.to_str().unwrap()])
+        .expect_code(1);
     let other = Log::small(5);
     let foreign = log.outside("other-log.txt");
     std::fs::write(&foreign, other.checkpoint()).unwrap();
