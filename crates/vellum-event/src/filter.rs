@@ -59,7 +59,7 @@ impl FilterText<'_> {
     /// with such a `source.ip` are refused). An address matches however it is written, as
     /// events store it in its canonical text; action and user match as written.
     pub fn parse(&self) -> Result<Filter, EventError> {
-        Ok(Filter {
+        let filter = Filter {
             category: self.category.map(str::parse).transpose()?,
             action: self.action.map(str::to_owned),
             outcome: self.outcome.map(str::parse).transpose()?,
@@ -70,6 +70,23 @@ impl FilterText<'_> {
                 .transpose()?,
             since: self.since.map(Timestamp::parse).transpose()?,
             until: self.until.map(Timestamp::parse).transpose()?,
-        })
+        };
+        if let (Some(since), Some(until)) = (filter.since, filter.until)
+            && since >= until
+        {
+            return Err(EventError::Invalid {
+                field: "until",
+                reason: format!(
+                    "the range is empty: until {until} is not after since {since} (since is inclusive, until exclusive)"
+                ),
+            });
+        }
+        if self.action == Some("") {
+            return Err(EventError::Invalid {
+                field: "action",
+                reason: "no event has an empty action".into(),
+            });
+        }
+        Ok(filter)
     }
 }

@@ -121,6 +121,31 @@ fn filter_text_parses_or_names_what_is_wrong() {
             },
             |r| matches!(r, Err(EventError::InvalidTime { value, .. }) if value == "yesterday"),
         ),
+        (
+            "an empty time range",
+            FilterText {
+                since: Some("2026-11-27T00:00:00Z"),
+                until: Some("2026-11-27T01:00:00+01:00"),
+                ..t()
+            },
+            |r| matches!(r, Err(EventError::Invalid { field: "until", .. })),
+        ),
+        (
+            "an empty action",
+            FilterText {
+                action: Some(""),
+                ..t()
+            },
+            |r| {
+                matches!(
+                    r,
+                    Err(EventError::Invalid {
+                        field: "action",
+                        ..
+                    })
+                )
+            },
+        ),
     ];
     for (name, text, check) in cases {
         let parsed = text.parse();

@@ -512,10 +512,18 @@ pub(crate) fn scan_records(
         if first >= to || stopped {
             break;
         }
+        // What the segment promises, taken before it is read: a live writer only adds to it
+        // (the `.idx` lists records once they are durable), so a promise read after the
+        // scan could count records written since, and call them missing.
+        let listed = idx_len(layout, first)?;
+        let promised = match firsts.get(n + 1) {
+            Some(&next) => next,
+            None => first + listed,
+        };
         let skip = from.saturating_sub(first);
         let start_offset = if skip == 0 {
             segment::HEADER_LEN
-        } else if skip >= idx_len(layout, first)? {
+        } else if skip >= listed {
             // `from` is past this segment's records: the log's end, or the next segment.
             continue;
         } else {
@@ -543,10 +551,6 @@ pub(crate) fn scan_records(
         // written only once their records are durable; intact records past them are a
         // commit in progress, or a writer that stopped, and are read too): fewer is damage,
         // never a reason to skip events silently.
-        let promised = match firsts.get(n + 1) {
-            Some(&next) => next,
-            None => first + idx_len(layout, first)?,
-        };
         let want = promised.min(to);
         if index < want {
             let what = end.damage.map_or("the records end", Damage::what);

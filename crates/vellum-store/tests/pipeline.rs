@@ -395,3 +395,49 @@ fn a_torn_tail_on_a_full_disk_is_cut_without_its_copy() {
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.tree_size, 20);
 }
+
+/// Readers beside a live writer: a scan to the end, and a walk of everything committed,
+/// never call the records the writer is adding "missing" (what a segment promises is read
+/// before the segment is, and the writer only adds to it).
+#[test]
+fn readers_beside_a_live_writer_never_see_events_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = Options {
+        segment_max_bytes: 256 << 10,
+        ..Options::default()
+    };
+    let store = Store::open(tmp.path(), options).unwrap();
+    store.append(named("first", 10)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                store.append(named(&format!("live-{n}"), 3)).unwrap();
+                n += 1;
+            }
+        })
+    };
+    let reader = LogReader::open(tmp.path()).unwrap();
+    let started = std::time::Instant::now();
+    let mut rounds = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        let mut seen = 0u64;
+        reader
+            .scan(0, |_, _| {
+                seen += 1;
+                Ok(std::ops::ControlFlow::Continue(()))
+            })
+            .unwrap_or_else(|e| panic!("scan, round {rounds}: {e}"));
+        let size = reader.size().unwrap();
+        reader
+            .for_each(0, size, |_, _| Ok(()))
+            .unwrap_or_else(|e| panic!("for_each to {size}, round {rounds}: {e}"));
+        assert!(seen >= 10);
+        rounds += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(rounds > 10, "{rounds} rounds");
+}
