@@ -10,6 +10,14 @@ macro_rules! outln {
         writeln!(std::io::stdout().lock(), $($arg)*)?;
     }};
 }
+/// Like `eprintln!`, but a stderr that cannot be written (`2>/dev/full`, a closed pipe)
+/// loses the message instead of panicking in the middle of a command.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -91,11 +99,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<CheckFailed>().is_some() => {
-            eprintln!("vellum: {}", describe(&e));
+            errln!("vellum: {}", describe(&e));
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("vellum: error: {}", describe(&e));
+            errln!("vellum: error: {}", describe(&e));
             ExitCode::from(2)
         }
     }

@@ -28,7 +28,7 @@ pub(crate) fn open_store(data: &Path, args: &StoreArgs) -> anyhow::Result<Store>
         Store::open(data, args.options()).with_context(|| format!("opening {}", data.display()))?;
     let r = store.recovered();
     if let Some((path, at, bytes)) = &r.torn_tail {
-        eprintln!(
+        errln!(
             "vellum: recovered: cut {bytes} bytes after the last intact record, at offset {at} of {} (a crash leaves only unacknowledged records there){}",
             path.display(),
             match (&r.torn_tail_kept, &r.torn_tail_not_kept) {
@@ -42,18 +42,18 @@ pub(crate) fn open_store(data: &Path, args: &StoreArgs) -> anyhow::Result<Store>
         && !r.created
         && asked != store.origin()
     {
-        eprintln!(
+        errln!(
             "vellum: --origin {asked} is ignored: this log's origin is {} (set when it was created, never changed)",
             store.origin()
         );
     }
     if r.created {
-        eprintln!(
+        errln!(
             "vellum: created a new log in {} (origin {})",
             data.display(),
             store.origin()
         );
-        eprintln!("vellum: verifier key: {}", store.verifier_key());
+        errln!("vellum: verifier key: {}", store.verifier_key());
     }
     Ok(store)
 }

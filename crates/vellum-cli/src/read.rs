@@ -71,7 +71,7 @@ pub(crate) fn verify(data: &Path, args: VerifyArgs) -> anyhow::Result<()> {
         outln!("{out}");
     } else {
         for n in &report.notes {
-            eprintln!("note: {n}");
+            errln!("note: {n}");
         }
         if report.ok() {
             outln!(
@@ -95,7 +95,7 @@ pub(crate) fn verify(data: &Path, args: VerifyArgs) -> anyhow::Result<()> {
     }
     if let Some(first) = report.problems.first() {
         for p in report.problems.iter().skip(1) {
-            eprintln!("also: {p}");
+            errln!("also: {p}");
         }
         return Err(CheckFailed(format!("verification FAILED: {first}")).into());
     }
@@ -278,7 +278,7 @@ pub(crate) fn query(data: &Path, args: QueryArgs) -> anyhow::Result<()> {
         }
         None => {
             if vellum_index::Index::exists(reader.layout()) {
-                eprintln!(
+                errln!(
                     "vellum: the query index cannot be opened read-only (it was not closed cleanly, is of another format, or a process that shares it with no one holds it): scanning the log"
                 );
             }
@@ -354,7 +354,7 @@ pub(crate) fn keys_list(data: &Path) -> anyhow::Result<()> {
     open_reader(data)?;
     let keys = ApiKeys::new(data).list()?;
     if keys.is_empty() {
-        eprintln!(
+        errln!(
             "vellum: no API keys (create one with `vellum keys create --name NAME --role ROLE`)"
         );
         return Ok(());

@@ -67,7 +67,7 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
         .write_all(summary.as_bytes())
         .and_then(|()| stdout.flush())
     {
-        eprintln!(
+        errln!(
             "vellum: the events were appended ({}), but writing this summary to stdout failed: {e}",
             summary.lines().next().unwrap_or_default()
         );
@@ -553,9 +553,11 @@ pub(crate) fn keys_create(
     ev.actor = Some(cli_actor());
     audit(&store, ev)?;
     outln!("{}", new.token);
-    eprintln!(
+    errln!(
         "vellum: created key {} ({}, role {}); the secret above is shown only now",
-        new.key.id, new.key.name, new.key.role
+        new.key.id,
+        new.key.name,
+        new.key.role
     );
     Ok(())
 }

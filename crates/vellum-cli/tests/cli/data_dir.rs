@@ -374,3 +374,33 @@ fn a_directory_of_other_files_is_not_a_log() {
         run.stderr
     );
 }
+
+/// A stderr that cannot be written (`2>/dev/full`) loses the notes, and nothing else: no
+/// panic, and a new log is made whole (creating one prints its key on stderr).
+#[test]
+fn a_stderr_that_cannot_be_written_does_not_stop_a_command() {
+    use std::io::Write as _;
+    let log = Log::empty();
+    let run = |args: &[&str], stdin: &[u8]| {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let mut child = std::process::Command::new(super::util::BIN)
+            .arg("--data")
+            .arg(&log.data)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(full)
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait().unwrap().code()
+    };
+    assert_eq!(run(&["append"], &ndjson(&events(1, 3, 0))), Some(0));
+    assert_eq!(run(&["query", "--category", "bogus"], b""), Some(2));
+    assert_eq!(run(&["verify"], b""), Some(0));
+    log.verify().ok();
+    assert!(log.run(&["tail", "-n", "5"]).stdout.lines().count() == 3);
+}
