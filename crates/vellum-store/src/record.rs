@@ -145,6 +145,11 @@ pub(crate) enum LogEnd {
     Damaged(u64, &'static str),
 }
 
+/// Whether an intact record starts anywhere in `bytes` after its first byte.
+fn holds_a_record(bytes: &[u8]) -> bool {
+    (1..bytes.len()).any(|i| matches!(decode(&bytes[i..], true), Frame::Record(_)))
+}
+
 /// Splits an append-only framed log into its intact records (with their offsets, relative
 /// to `base`) and says how it ends.
 pub(crate) fn read_log(bytes: &[u8], base: u64) -> (Vec<(u64, &[u8])>, LogEnd) {
@@ -170,6 +175,12 @@ pub(crate) fn read_log(bytes: &[u8], base: u64) -> (Vec<(u64, &[u8])>, LogEnd) {
                     Some(end) if end < rest.len() => {
                         LogEnd::Damaged(at, "a record whose checksum does not match")
                     }
+                    // A crash tears only the last record: bytes that hold an intact record
+                    // after its start are a changed length, not a torn append.
+                    _ if holds_a_record(rest) => LogEnd::Damaged(
+                        at,
+                        "a record whose length runs past the end of the file, though intact records follow it",
+                    ),
                     _ => LogEnd::Torn(at),
                 }
             }
@@ -224,5 +235,18 @@ mod tests {
         let mut bad = log.clone();
         bad[9] ^= 1;
         assert!(matches!(read_log(&bad, 100).1, LogEnd::Damaged(100, _)));
+        // A length changed to run past the end is not a torn last record when intact
+        // records follow (the first's, or a middle one's).
+        for record in [0usize, 1] {
+            let mut three = log.clone();
+            encode(&mut three, b"three");
+            three[record * 11 + 1] = 0x7f;
+            let (recs, end) = read_log(&three, 0);
+            assert_eq!(recs.len(), record, "{record}");
+            assert!(
+                matches!(end, LogEnd::Damaged(at, _) if at == record as u64 * 11),
+                "{end:?}"
+            );
+        }
     }
 }

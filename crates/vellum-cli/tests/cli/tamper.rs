@@ -536,3 +536,24 @@ fn trusted_file_that_is_not_a_checkpoint_is_refused_as_an_argument() {
     log.run(&["verify", "--trusted", foreign.to_str().unwrap()])
         .expect_code(1);
 }
+
+/// A checkpoint record's length changed to run past the end of the file looks like a torn
+/// last record, but intact records follow it: `verify` fails, and no writer cuts the signed
+/// checkpoints after it (one did, silently).
+#[test]
+fn checkpoint_length_changed_to_run_past_the_end() {
+    let log = Log::standard();
+    let path = log.file("checkpoints.log");
+    let cps = Framed::read_checkpoints(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[cps.offsets[1] + 1] = 0x7f;
+    std::fs::write(&path, &bytes).unwrap();
+    log.verify()
+        .expect_code(1)
+        .stderr_has(&["checkpoints.log", "intact records follow"]);
+    let before = log.snapshot();
+    log.run_stdin(&["append"], &ndjson(&events(9, 1, 0)))
+        .expect_code(2)
+        .stderr_has(&["checkpoints.log"]);
+    super::util::assert_same(&before, &log.snapshot());
+}
