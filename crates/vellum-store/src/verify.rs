@@ -353,6 +353,23 @@ fn verify_in_chunks(dir: PathBuf, opts: &VerifyOptions<'_>, chunk_bytes: usize) 
             });
             break;
         }
+        // The `.idx` (where readers find records) must list every record of a sealed
+        // segment. (The last one's may list fewer, a writer that stopped, noted below;
+        // records missing from a segment are reported where its successor starts.)
+        if n + 1 < firsts.len() && first <= expected {
+            let held = expected - first;
+            let listed = crate::recovery::idx_len(&layout, first).unwrap_or(0);
+            if listed < held {
+                report.problems.push(Problem {
+                    index: Some(first + listed.min(held)),
+                    file: Some(layout.segment_index(first)),
+                    what: format!(
+                        "the index file lists {listed} records, the segment holds {held} (readers cannot find the others; recovery refuses the mismatch)"
+                    ),
+                });
+                break;
+            }
+        }
     }
     let expected = walk.expected;
     report.events_checked = expected - start;

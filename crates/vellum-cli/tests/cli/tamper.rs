@@ -557,3 +557,27 @@ fn checkpoint_length_changed_to_run_past_the_end() {
         .stderr_has(&["checkpoints.log"]);
     super::util::assert_same(&before, &log.snapshot());
 }
+
+/// A sealed segment's `.idx` removed or emptied: the records are intact, but readers can
+/// no longer find them and no writer opens the log; `verify` names the file.
+#[test]
+fn sealed_segment_index_file_emptied() {
+    for how in ["emptied", "cut short"] {
+        let log = Log::standard();
+        let idx = log.segment_index(PER_APPEND);
+        let len = if how == "emptied" {
+            0
+        } else {
+            std::fs::metadata(&idx).unwrap().len() - 24
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&idx)
+            .unwrap()
+            .set_len(len)
+            .unwrap();
+        log.verify()
+            .expect_code(1)
+            .stderr_has(&[&format!("{PER_APPEND:020}.idx"), "index file lists"]);
+    }
+}
