@@ -24,8 +24,18 @@ pub(crate) fn open_reader(data: &Path) -> anyhow::Result<LogReader> {
 }
 
 pub(crate) fn open_store(data: &Path, args: &StoreArgs) -> anyhow::Result<Store> {
+    open_store_with(data, args, args.options())
+}
+
+/// [`open_store`] with options of the caller's (prune's retention), saying the same about
+/// what recovery did.
+pub(crate) fn open_store_with(
+    data: &Path,
+    args: &StoreArgs,
+    options: vellum_store::Options,
+) -> anyhow::Result<Store> {
     let store =
-        Store::open(data, args.options()).with_context(|| format!("opening {}", data.display()))?;
+        Store::open(data, options).with_context(|| format!("opening {}", data.display()))?;
     let r = store.recovered();
     if let Some((path, at, bytes)) = &r.torn_tail {
         errln!(

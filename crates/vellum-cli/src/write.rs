@@ -552,7 +552,16 @@ pub(crate) fn keys_create(
         .with_details(json!({"key_id": new.key.id, "name": new.key.name, "role": role.as_str()}));
     ev.actor = Some(cli_actor());
     audit(&store, ev)?;
-    outln!("{}", new.token);
+    // The key exists now: a secret that cannot be printed is lost, so say which key to
+    // revoke rather than only that stdout failed.
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{}", new.token).and_then(|()| stdout.flush()) {
+        anyhow::bail!(
+            "key {} was created, but its secret could not be written to stdout ({e}); it cannot be shown again: revoke it (vellum keys revoke {}) and create another",
+            new.key.id,
+            new.key.id
+        );
+    }
     errln!(
         "vellum: created key {} ({}, role {}); the secret above is shown only now",
         new.key.id,
@@ -591,8 +600,7 @@ pub(crate) fn prune(data: &Path, store_args: &StoreArgs, args: PruneArgs) -> any
     };
     options.retention.max_age = Duration::from_secs(args.max_age_days.saturating_mul(86400));
     options.retention.legal_hold = args.legal_hold;
-    let store = vellum_store::Store::open(data, options)
-        .with_context(|| format!("opening {}", data.display()))?;
+    let store = crate::output::open_store_with(data, store_args, options)?;
     let report = store.prune(Timestamp::now())?;
     match (&report.pruned, report.held_segments) {
         (Some(p), _) => outln!(

@@ -14,7 +14,9 @@ pub enum EventError {
     Json(String),
     #[error("an event must be a JSON object")]
     NotAnObject,
-    #[error("the input starts with a byte order mark (U+FEFF): save it as UTF-8 without one")]
+    #[error(
+        "the event starts with a byte order mark (U+FEFF): save the input as UTF-8 without one"
+    )]
     ByteOrderMark,
     /// A member of the right JSON type that does not decode (a string with a lone UTF-16
     /// surrogate escape, say).

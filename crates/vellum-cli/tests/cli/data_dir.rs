@@ -206,7 +206,10 @@ fn torn_tail_of_active_segment_is_cut_and_reported() {
         end
     };
     let first_tear = torn_at_end(&[9, 0, 0, 0, 0xcd, 0xcd]);
-    log.run(&["prune", "--max-age-days", "36500"]).ok();
+    // Every writing command says what recovery cut, prune too.
+    log.run(&["prune", "--max-age-days", "36500"])
+        .ok()
+        .stderr_has(&["after the last intact record", "kept in"]);
     assert_eq!(torn_at_end(&[9, 0, 0, 0, 0xef, 0xef]), first_tear);
     log.run(&["prune", "--max-age-days", "36500"]).ok();
     let copy = |suffix: &str| {
@@ -402,5 +405,24 @@ fn a_stderr_that_cannot_be_written_does_not_stop_a_command() {
     assert_eq!(run(&["query", "--category", "bogus"], b""), Some(2));
     assert_eq!(run(&["verify"], b""), Some(0));
     log.verify().ok();
-    assert!(log.run(&["tail", "-n", "5"]).stdout.lines().count() == 3);
+    // A key's secret that stdout cannot take is lost: the error names the key to revoke.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std::process::Command::new(super::util::BIN)
+        .arg("--data")
+        .arg(&log.data)
+        .args(["keys", "create", "--name", "lost", "--role", "ingest"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("was created") && stderr.contains("vellum keys revoke k_"),
+        "{stderr}"
+    );
+    // The 3 events and the lost key's `key.created`.
+    assert_eq!(log.run(&["tail", "-n", "5"]).stdout.lines().count(), 4);
 }
