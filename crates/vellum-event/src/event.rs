@@ -468,7 +468,48 @@ fn json_message(e: &serde_json::Error, text: &str) -> String {
     }
 }
 
+/// Refuses a `\u` escape of half a UTF-16 surrogate pair without its other half (I-JSON,
+/// RFC 7493: such a string is no Unicode text, and many readers cannot decode it). `json` is
+/// valid JSON already, so every backslash is in a string.
+fn check_surrogates(json: &str, field: &str) -> Result<(), EventError> {
+    let b = json.as_bytes();
+    let hex = |at: usize| {
+        b.get(at..at + 4)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u16::from_str_radix(h, 16).ok())
+    };
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) != Some(&b'u') {
+            i += 2;
+            continue;
+        }
+        let unit = hex(i + 2).unwrap_or(0);
+        let paired = (0xD800..=0xDBFF).contains(&unit)
+            && b.get(i + 6..i + 8) == Some(b"\\u")
+            && hex(i + 8).is_some_and(|low| (0xDC00..=0xDFFF).contains(&low));
+        if paired {
+            i += 12;
+        } else if (0xD800..=0xDFFF).contains(&unit) {
+            return Err(EventError::Undecodable {
+                field: field.to_string(),
+                reason: format!("a lone UTF-16 surrogate escape (\\u{unit:04x})"),
+            });
+        } else {
+            i += 6;
+        }
+    }
+    Ok(())
+}
+
 fn opt_details(v: Option<&RawValue>) -> Result<Option<Box<RawValue>>, EventError> {
+    if let Some(raw) = present(v) {
+        check_surrogates(raw.get(), "details")?;
+    }
     match present(v) {
         None => Ok(None),
         Some(raw) if raw.get().starts_with('{') => RawValue::from_string(compact_json(raw.get()))

@@ -106,6 +106,15 @@ fn defaults_fill_optional_members() {
     assert_eq!(ev.id.as_str().len(), 36);
 }
 
+/// Surrogate escapes that are text: a pair, and an escaped backslash before `ud800`.
+#[test]
+fn surrogate_pairs_and_escaped_backslashes_are_text() {
+    for details in [r#"{"k":"\ud83d\ude00"}"#, r#"{"k":"a\\ud800"}"#] {
+        let e = format!(r#"{{"category":"admin","action":"x","details":{details}}}"#);
+        assert!(parse(&e).is_ok(), "{e}");
+    }
+}
+
 #[test]
 fn bad_events_get_the_right_error() {
     use EventError as E;
@@ -135,6 +144,15 @@ fn bad_events_get_the_right_error() {
         (
             r#"{"category":"admin","action":"x","actor":{"user":"\udc00"}}"#,
             |e| matches!(e, E::Undecodable { field, .. } if field == "actor"),
+        ),
+        // Anywhere in `details`, keys too (I-JSON); a proper pair is text.
+        (
+            r#"{"category":"admin","action":"x","details":{"k":"\ud800"}}"#,
+            |e| matches!(e, E::Undecodable { field, .. } if field == "details"),
+        ),
+        (
+            r#"{"category":"admin","action":"x","details":{"\udfff":1}}"#,
+            |e| matches!(e, E::Undecodable { field, .. } if field == "details"),
         ),
         // One shape or the other, not both.
         (
