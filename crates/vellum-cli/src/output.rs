@@ -42,7 +42,10 @@ pub(crate) fn open_store_with(
             "vellum: recovered: cut {bytes} bytes after the last intact record, at offset {at} of {} (a crash leaves only unacknowledged records there){}",
             path.display(),
             match (&r.torn_tail_kept, &r.torn_tail_not_kept) {
-                (Some(k), _) => format!("; the bytes cut are kept in {}", k.display()),
+                (Some(k), _) => format!(
+                    "; the bytes cut, up to the last non-zero one, are kept in {}",
+                    k.display()
+                ),
                 (None, Some(why)) => format!("; the bytes cut could not be kept: {why}"),
                 (None, None) => String::new(),
             }

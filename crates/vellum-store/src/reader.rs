@@ -297,6 +297,13 @@ impl LogReader {
                 "a consistency proof starts from a tree of at least 1 event, not 0".into(),
             ));
         }
+        let size = self.tree_files_size()?;
+        if from > size {
+            return Err(StoreError::SizeOutOfRange {
+                size: from,
+                available: size,
+            });
+        }
         if from > to {
             return Err(StoreError::InvalidOption(format!(
                 "a consistency proof goes from a smaller tree to a larger one, not {from} to {to}"

@@ -557,7 +557,7 @@ pub(crate) fn scan_records(
             return Err(StoreError::corrupt(
                 &path,
                 format!(
-                    "{what} at offset {} (index {index}), but the log holds events up to index {}: events are missing or damaged (run `vellum verify`)",
+                    "{what} at offset {} (index {index}), but the segment should hold events up to index {}: events are missing or damaged (run `vellum verify`)",
                     end.end,
                     want - 1
                 ),

@@ -298,6 +298,10 @@ fn prove_consistency_links_two_checkpoints() {
         .expect_code(2);
     log.run(&["prove", "consistency", "--from", "30", "--to", "78"])
         .expect_code(2);
+    // From past the log: beyond it, whatever `--to` says.
+    log.run(&["prove", "consistency", "--from", "100000"])
+        .expect_code(2)
+        .stderr_has(&["beyond the log"]);
     // From the empty tree there is nothing to prove, to any size.
     for to in ["0", "30"] {
         log.run(&["prove", "consistency", "--from", "0", "--to", to])
