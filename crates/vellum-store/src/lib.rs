@@ -17,6 +17,7 @@
 //! checkpoints.log      every signed checkpoint, framed
 //! prunes.log           every retention pruning, framed JSON
 //! keys.json            API keys: ids, roles, hashes of secrets (never the secrets)
+//! recovered/           copies of the bytes recovery cut after the last intact record
 //! ```
 //!
 //! # Invariants
