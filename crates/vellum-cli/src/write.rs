@@ -556,9 +556,12 @@ pub(crate) fn keys_create(
     // revoke rather than only that stdout failed.
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = writeln!(stdout, "{}", new.token).and_then(|()| stdout.flush()) {
+        // Said, not ended quietly as a closed pipe ends other commands (the kind, not the
+        // message, is quoted, so it cannot read as one): the key is lost otherwise.
         anyhow::bail!(
-            "key {} was created, but its secret could not be written to stdout ({e}); it cannot be shown again: revoke it (vellum keys revoke {}) and create another",
+            "key {} was created, but its secret could not be written to stdout ({:?}); it cannot be shown again: revoke it (vellum keys revoke {}) and create another",
             new.key.id,
+            e.kind(),
             new.key.id
         );
     }

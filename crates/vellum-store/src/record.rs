@@ -145,9 +145,32 @@ pub(crate) enum LogEnd {
     Damaged(u64, &'static str),
 }
 
-/// Whether an intact record starts anywhere in `bytes` after its first byte.
+/// Whether an intact record starts anywhere in `bytes` after its first byte, or the bytes
+/// hold more frames to check than any torn record could (a torn record is one record's
+/// text and zeros: almost no offset in it even claims a length that fits). Checking every
+/// offset's checksum would cost the square of the length on large garbage.
 fn holds_a_record(bytes: &[u8]) -> bool {
-    (1..bytes.len()).any(|i| matches!(decode(&bytes[i..], true), Frame::Record(_)))
+    /// Payload bytes checksummed before deciding that this is no torn record.
+    const BUDGET: usize = 16 << 20;
+    let mut budget = BUDGET;
+    for i in 1..bytes.len() {
+        let rest = &bytes[i..];
+        let Some(head) = rest.first_chunk::<4>() else {
+            break;
+        };
+        let len = u32::from_le_bytes(*head) as usize;
+        if len == 0 || len > rest.len().saturating_sub(HEADER_LEN) {
+            continue;
+        }
+        if len > budget {
+            return true;
+        }
+        budget -= len;
+        if matches!(decode(rest, true), Frame::Record(_)) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Splits an append-only framed log into its intact records (with their offsets, relative
@@ -248,5 +271,17 @@ mod tests {
                 "{end:?}"
             );
         }
+        // Garbage after a bad header, whose offsets claim lengths that fit: more to check
+        // than any torn record holds, so damage (and decided without checksumming every
+        // offset); a genuine torn record (the start of one, where the file ends) stays torn.
+        let mut garbage = log.clone();
+        garbage.extend_from_slice(&[0xff, 0xff, 0xff, 0x7f]);
+        garbage.extend((0..4u32 << 20).map(|i| [1, 0, 8, 0][i as usize % 4]));
+        assert!(matches!(read_log(&garbage, 0).1, LogEnd::Damaged(22, _)));
+        let mut torn = log.clone();
+        let mut next = Vec::new();
+        encode(&mut next, b"a signed note's text\n\n- sig\n");
+        torn.extend_from_slice(&next[..20]);
+        assert_eq!(read_log(&torn, 0).1, LogEnd::Torn(22));
     }
 }

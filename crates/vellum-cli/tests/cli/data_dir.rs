@@ -423,6 +423,20 @@ fn a_stderr_that_cannot_be_written_does_not_stop_a_command() {
         stderr.contains("was created") && stderr.contains("vellum keys revoke k_"),
         "{stderr}"
     );
-    // The 3 events and the lost key's `key.created`.
-    assert_eq!(log.run(&["tail", "-n", "5"]).stdout.lines().count(), 4);
+    // The same through a pipe nobody reads: said too, not ended quietly as a closed pipe
+    // ends other commands.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(super::util::BIN)
+        .arg("--data")
+        .arg(&log.data)
+        .args(["keys", "create", "--name", "lost-too", "--role", "ingest"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("was created"), "{stderr}");
+    // The 3 events and the lost keys' `key.created`.
+    assert_eq!(log.run(&["tail", "-n", "5"]).stdout.lines().count(), 5);
 }
