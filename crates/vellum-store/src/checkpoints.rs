@@ -3,7 +3,7 @@
 //! Appended with fsync; never rewritten.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 
 use vellum_note::{Checkpoint, VerifierKey};
@@ -141,18 +141,7 @@ impl CheckpointWriter {
     }
 
     pub(crate) fn append(&mut self, note: &str) -> Result<()> {
-        let mut buf = Vec::with_capacity(note.len() + record::HEADER_LEN);
-        record::encode(&mut buf, note.as_bytes());
-        let result = self
-            .file
-            .write_all(&buf)
-            .and_then(|()| self.file.sync_data());
-        if result.is_err() {
-            // Leave no torn record behind: later checkpoints must follow the last good one.
-            let _ = self.file.set_len(self.len);
-        } else {
-            self.len += buf.len() as u64;
-        }
-        result.ctx(|| format!("appending to {}", self.path.display()))
+        self.len = record::append_synced(&mut self.file, self.len, note.as_bytes(), &self.path)?;
+        Ok(())
     }
 }

@@ -64,11 +64,30 @@ impl Layout {
     /// The first indexes of the segment files present, in order. Files that are not
     /// `<20 digits>.seg` or `.idx` are reported as foreign.
     pub(crate) fn list_segments(&self) -> Result<Vec<u64>> {
+        Ok(self
+            .segment_files()?
+            .into_iter()
+            .filter_map(|(first, is_seg)| is_seg.then_some(first))
+            .collect())
+    }
+
+    /// The first index of every segment with a file in the segments directory, `.seg` or
+    /// `.idx` (a `.idx` can outlive its `.seg` when removing them was interrupted), each
+    /// once, ascending.
+    pub(crate) fn segment_file_firsts(&self) -> Result<Vec<u64>> {
+        let mut firsts: Vec<u64> = self.segment_files()?.into_iter().map(|(f, _)| f).collect();
+        firsts.dedup();
+        Ok(firsts)
+    }
+
+    /// Every segment file: (first index, whether it is the `.seg`), ascending; a foreign
+    /// file is an error (temporary `.tmp` files are skipped).
+    fn segment_files(&self) -> Result<Vec<(u64, bool)>> {
         let dir = self.segments_dir();
-        let mut firsts = Vec::new();
+        let mut files = Vec::new();
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(firsts),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
             Err(e) => return Err(e).ctx(|| format!("reading {}", dir.display())),
         };
         for entry in entries {
@@ -81,8 +100,7 @@ impl Layout {
                 .filter(|stem| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|stem| stem.parse::<u64>().ok());
             match parsed {
-                Some(first) if name.ends_with(".seg") => firsts.push(first),
-                Some(_) => {}
+                Some(first) => files.push((first, name.ends_with(".seg"))),
                 None if name.ends_with(".tmp") => {}
                 None => {
                     return Err(StoreError::corrupt(
@@ -92,8 +110,20 @@ impl Layout {
                 }
             }
         }
-        firsts.sort_unstable();
-        Ok(firsts)
+        files.sort_unstable();
+        Ok(files)
+    }
+
+    /// Removes a segment's `.seg`, then its `.idx` (either may be gone already).
+    pub(crate) fn remove_segment_files(&self, first: u64) -> Result<()> {
+        for p in [self.segment(first), self.segment_index(first)] {
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).ctx(|| format!("removing {}", p.display())),
+            }
+        }
+        Ok(())
     }
 }
 

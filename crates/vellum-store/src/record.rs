@@ -56,6 +56,28 @@ pub(crate) fn encode(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
+/// Appends `payload` as one record to the append-only log `file` (`len` bytes long) and
+/// makes it durable; its new length. If the write or the sync fails (a full disk after a
+/// short write), the file is cut back to `len`, so that no torn record is left for the next
+/// append to follow (if that fails too, the torn record is cut on the next open).
+pub(crate) fn append_synced(
+    file: &mut std::fs::File,
+    len: u64,
+    payload: &[u8],
+    path: &std::path::Path,
+) -> crate::error::Result<u64> {
+    use crate::error::IoContext;
+    use std::io::Write;
+    let mut framed = Vec::with_capacity(payload.len() + HEADER_LEN);
+    encode(&mut framed, payload);
+    let result = file.write_all(&framed).and_then(|()| file.sync_data());
+    if result.is_err() {
+        let _ = file.set_len(len).and_then(|()| file.sync_data());
+    }
+    result.ctx(|| format!("appending to {}", path.display()))?;
+    Ok(len + framed.len() as u64)
+}
+
 /// The checksum a record of `payload` carries: CRC-32C of its four length bytes, then of the
 /// payload.
 pub(crate) fn checksum(payload: &[u8]) -> u32 {

@@ -163,7 +163,7 @@ pub(crate) fn open_writer(layout: &Layout, options: &Options) -> Result<(Writer,
     if let Some(&last) = firsts.last()
         && segment_never_started(layout, last)?
     {
-        remove_segment_files(layout, last)?;
+        layout.remove_segment_files(last)?;
         firsts.pop();
         removed = true;
     }
@@ -296,17 +296,6 @@ pub(crate) fn idx_len(layout: &Layout, first: u64) -> Result<u64> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(e).ctx(|| format!("reading {}", path.display())),
     }
-}
-
-fn remove_segment_files(layout: &Layout, first: u64) -> Result<()> {
-    for p in [layout.segment(first), layout.segment_index(first)] {
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).ctx(|| format!("removing {}", p.display())),
-        }
-    }
-    Ok(())
 }
 
 /// A segment whose header never made it to disk: shorter than a header, or a header of

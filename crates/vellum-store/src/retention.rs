@@ -8,8 +8,7 @@
 //! checkable for pruned indexes too.
 
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
-use std::path::Path;
+use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 use vellum_event::{Category, Event, Outcome, StoredEvent, Timestamp};
@@ -186,9 +185,17 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
         event_index,
     };
     let json = serde_json::to_vec(&rec).map_err(|e| StoreError::InvalidOption(e.to_string()))?;
-    let mut framed = Vec::new();
-    record::encode(&mut framed, &json);
-    append_record(&layout.file(layout::PRUNES), &framed)?;
+    let path = layout.file(layout::PRUNES);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .ctx(|| format!("opening {}", path.display()))?;
+    let len = f
+        .metadata()
+        .ctx(|| format!("reading {}", path.display()))?
+        .len();
+    record::append_synced(&mut f, len, &json, &path)?;
     layout::sync_dir(layout.root())?;
     remove_pruned_files(&layout, end_index)?;
     layout::sync_dir(&layout.segments_dir())?;
@@ -199,70 +206,18 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
     Ok(report)
 }
 
-/// Appends one framed record to the log at `path` and syncs it. If the write or the sync
-/// fails (a full disk after a short write), the file is cut back to its length before the
-/// append, so that no torn record is left for the next append to follow.
-fn append_record(path: &Path, framed: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .ctx(|| format!("opening {}", path.display()))?;
-    let len = f
-        .metadata()
-        .ctx(|| format!("reading {}", path.display()))?
-        .len();
-    let result = f.write_all(framed).and_then(|()| f.sync_all());
-    if result.is_err() {
-        // Best effort: if this fails too, the torn record is cut on the next open or prune.
-        let _ = f.set_len(len).and_then(|()| f.sync_all());
-    }
-    result.ctx(|| format!("appending to {}", path.display()))
-}
-
 /// Removes the files of the segments below `end` (pruned: `prunes.log` says the log starts
 /// there) that are still in the segments directory, including a `.idx` whose `.seg` is
 /// already gone. Returns whether anything was removed; the caller syncs the directory.
 /// Used by `prune` (its own files, and those a failed earlier pruning left) and by recovery.
 pub(crate) fn remove_pruned_files(layout: &Layout, end: u64) -> Result<bool> {
-    let dir = layout.segments_dir();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e).ctx(|| format!("reading {}", dir.display())),
-    };
-    // (first index, is the `.idx`), sorted: a segment's `.seg` goes before its `.idx`.
-    let mut stale: Vec<(u64, bool)> = Vec::new();
-    for entry in entries {
-        let entry = entry.ctx(|| format!("reading {}", dir.display()))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let (stem, is_idx) = match (name.strip_suffix(".seg"), name.strip_suffix(".idx")) {
-            (Some(stem), _) => (stem, false),
-            (None, Some(stem)) => (stem, true),
-            (None, None) => continue,
-        };
-        if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        if let Ok(first) = stem.parse::<u64>()
-            && first < end
-        {
-            stale.push((first, is_idx));
-        }
-    }
-    stale.sort_unstable();
-    for &(first, is_idx) in &stale {
-        let p = if is_idx {
-            layout.segment_index(first)
-        } else {
-            layout.segment(first)
-        };
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).ctx(|| format!("removing {}", p.display())),
-        }
+    let stale: Vec<u64> = layout
+        .segment_file_firsts()?
+        .into_iter()
+        .take_while(|&first| first < end)
+        .collect();
+    for &first in &stale {
+        layout.remove_segment_files(first)?;
     }
     Ok(!stale.is_empty())
 }

@@ -405,38 +405,32 @@ fn a_stderr_that_cannot_be_written_does_not_stop_a_command() {
     assert_eq!(run(&["query", "--category", "bogus"], b""), Some(2));
     assert_eq!(run(&["verify"], b""), Some(0));
     log.verify().ok();
-    // A key's secret that stdout cannot take is lost: the error names the key to revoke.
+    // A key's secret that stdout cannot take is lost: the error names the key to revoke,
+    // on a full disk and through a pipe nobody reads (not ended quietly, as a closed pipe
+    // ends other commands).
     let full = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let out = std::process::Command::new(super::util::BIN)
-        .arg("--data")
-        .arg(&log.data)
-        .args(["keys", "create", "--name", "lost", "--role", "ingest"])
-        .stdout(full)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("was created") && stderr.contains("vellum keys revoke k_"),
-        "{stderr}"
-    );
-    // The same through a pipe nobody reads: said too, not ended quietly as a closed pipe
-    // ends other commands.
-    let (reader, writer) = std::io::pipe().unwrap();
+    let (reader, closed) = std::io::pipe().unwrap();
     drop(reader);
-    let out = std::process::Command::new(super::util::BIN)
-        .arg("--data")
-        .arg(&log.data)
-        .args(["keys", "create", "--name", "lost-too", "--role", "ingest"])
-        .stdout(writer)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("was created"), "{stderr}");
+    let stdouts: [(&str, std::process::Stdio); 2] =
+        [("lost", full.into()), ("lost-too", closed.into())];
+    for (name, stdout) in stdouts {
+        let out = std::process::Command::new(super::util::BIN)
+            .arg("--data")
+            .arg(&log.data)
+            .args(["keys", "create", "--name", name, "--role", "ingest"])
+            .stdout(stdout)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains("was created") && stderr.contains("vellum keys revoke k_"),
+            "{name}: {stderr}"
+        );
+    }
     // The 3 events and the lost keys' `key.created`.
     assert_eq!(log.run(&["tail", "-n", "5"]).stdout.lines().count(), 5);
 }
