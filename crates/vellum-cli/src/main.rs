@@ -63,6 +63,18 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether a command stopped on data that is not what the store wrote: an integrity
+/// failure (exit 1, as `verify` reports it), not a usage or I/O error, whichever command met
+/// it (`export`, `query`, `append` opening a damaged log, ...).
+fn is_damage(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<vellum_store::StoreError>(),
+            Some(vellum_store::StoreError::Corrupt { .. })
+        )
+    })
+}
+
 fn main() -> ExitCode {
     // Vellum's memory is mostly buffers filled once and dropped: huge pages would make
     // each first touch zero 2 MiB and send the kernel compacting memory to find them. With
@@ -100,6 +112,10 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<CheckFailed>().is_some() => {
             errln!("vellum: {}", describe(&e));
+            ExitCode::from(1)
+        }
+        Err(e) if is_damage(&e) => {
+            errln!("vellum: integrity failure: {}", describe(&e));
             ExitCode::from(1)
         }
         Err(e) => {

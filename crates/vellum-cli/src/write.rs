@@ -43,8 +43,9 @@ pub(crate) fn append(data: &Path, store_args: &StoreArgs, args: AppendArgs) -> a
         last,
         size,
     } = appended;
+    // The interface contract's line, in the same words for one event as for many, so
+    // that scripts can parse it.
     let mut summary = match (first, last) {
-        (Some(a), Some(b)) if a == b => format!("appended 1 event, index {a}, tree size {size}\n"),
         (Some(a), Some(b)) => {
             format!("appended {accepted} events, indexes {a}..{b}, tree size {size}\n")
         }

@@ -33,6 +33,10 @@ pub enum StoreError {
     NotYetCheckpointed { index: u64, size: u64 },
     #[error("the log has no checkpoint yet")]
     NoCheckpoint,
+    /// A directory the store will not use, through no damage: not a Vellum data directory
+    /// (a wrong `--data`), a format this build does not read, a signing key others can read.
+    #[error("{path}: {reason}")]
+    Unusable { path: PathBuf, reason: String },
 
     // The environment's.
     #[error("{context}: {source}")]
@@ -56,6 +60,13 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    pub(crate) fn unusable(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        StoreError::Unusable {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
     pub(crate) fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         StoreError::Corrupt {
             path: path.into(),

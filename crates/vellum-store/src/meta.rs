@@ -49,7 +49,7 @@ impl Meta {
                         .any(|e| !left_by_creation(&e.file_name().to_string_lossy()))
                 });
                 return Err(if holds_something {
-                    StoreError::corrupt(
+                    StoreError::unusable(
                         root,
                         "not a Vellum data directory (it has no vellum.json, and holds other files)",
                     )
@@ -63,7 +63,7 @@ impl Meta {
             StoreError::corrupt(&path, format!("not a Vellum data directory file: {e}"))
         })?;
         if meta.format != FORMAT {
-            return Err(StoreError::corrupt(
+            return Err(StoreError::unusable(
                 &path,
                 format!(
                     "data format {} is not supported (this build reads {FORMAT})",
@@ -130,7 +130,7 @@ pub(crate) fn load_signer(layout: &Layout, origin: &str, create: bool) -> Result
                 .permissions()
                 .mode();
             if mode & 0o077 != 0 {
-                return Err(StoreError::corrupt(
+                return Err(StoreError::unusable(
                     &path,
                     format!(
                         "the signing key is readable by others (mode {:o}); chmod 600 it",

@@ -121,7 +121,7 @@ pub(crate) fn open_writer(layout: &Layout, options: &Options) -> Result<(Writer,
                         || (n == layout::TREE && empty_dir(&layout.tree_dir())))
                 });
             if let Some(name) = foreign {
-                return Err(StoreError::corrupt(
+                return Err(StoreError::unusable(
                     root.join(name),
                     "the directory is not empty and is not a Vellum data directory",
                 ));

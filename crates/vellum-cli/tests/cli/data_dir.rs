@@ -10,10 +10,10 @@ use super::util::{Framed, Log, PER_APPEND, assert_same, events, ndjson, seg_name
 /// `vellum append` of one good event must exit 2 naming every one of `expect`, and leave
 /// the data directory as it was.
 #[track_caller]
-fn append_refused(log: &Log, expect: &[&str]) {
+fn append_refused(log: &Log, code: i32, expect: &[&str]) {
     let before = log.snapshot();
     log.run_stdin(&["append"], &ndjson(&events(5, 1, 0)))
-        .expect_code(2)
+        .expect_code(code)
         .stderr_has(expect);
     assert_same(&before, &log.snapshot());
 }
@@ -46,10 +46,10 @@ fn readers_do_not_panic(log: &Log) {
 fn foreign_file_in_segments_dir() {
     let log = Log::small(5);
     std::fs::write(log.file("segments/notes.txt"), "remember the milk\n").unwrap();
-    append_refused(&log, &["segments/notes.txt", "foreign file"]);
+    append_refused(&log, 1, &["segments/notes.txt", "foreign file"]);
     readers_do_not_panic(&log);
     log.run(&["verify"])
-        .expect_code(2)
+        .expect_code(1)
         .stderr_has(&["segments/notes.txt"]);
 }
 
@@ -57,10 +57,10 @@ fn foreign_file_in_segments_dir() {
 fn garbage_vellum_json() {
     let log = Log::small(5);
     std::fs::write(log.file("vellum.json"), "{\"format\": 1, oops").unwrap();
-    append_refused(&log, &["vellum.json"]);
+    append_refused(&log, 1, &["vellum.json"]);
     readers_do_not_panic(&log);
     log.run(&["verify"])
-        .expect_code(2)
+        .expect_code(1)
         .stderr_has(&["vellum.json"]);
 }
 
@@ -70,7 +70,7 @@ fn vellum_json_of_an_unknown_format() {
     let text = std::fs::read_to_string(log.file("vellum.json")).unwrap();
     let text = text.replacen("\"format\": 1", "\"format\": 99", 1);
     std::fs::write(log.file("vellum.json"), text).unwrap();
-    append_refused(&log, &["vellum.json", "format 99"]);
+    append_refused(&log, 2, &["vellum.json", "format 99"]);
     readers_do_not_panic(&log);
 }
 
@@ -81,7 +81,7 @@ fn segment_with_bad_magic() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[..8].copy_from_slice(b"NOTVELLM");
     std::fs::write(&path, bytes).unwrap();
-    append_refused(&log, &[&seg_name(PER_APPEND), "bad magic"]);
+    append_refused(&log, 1, &[&seg_name(PER_APPEND), "bad magic"]);
     log.verify().fails_at(PER_APPEND, &seg_name(PER_APPEND));
 }
 
@@ -92,7 +92,7 @@ fn segment_with_bad_header_checksum() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[20] ^= 0x01; // the creation time; its checksum left stale
     std::fs::write(&path, bytes).unwrap();
-    append_refused(&log, &[&seg_name(0), "checksum"]);
+    append_refused(&log, 1, &[&seg_name(0), "checksum"]);
     log.verify().fails_at(0, &seg_name(0));
 }
 
@@ -101,7 +101,7 @@ fn signing_key_readable_by_others() {
     let log = Log::small(5);
     let key = log.file("signing.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    append_refused(&log, &["signing.key", "mode 644"]);
+    append_refused(&log, 2, &["signing.key", "mode 644"]);
     // Auditors need no secret: reading and verifying still work.
     log.verify().ok();
 }
@@ -113,6 +113,7 @@ fn signing_key_of_another_log() {
     std::fs::copy(other.file("signing.key"), log.file("signing.key")).unwrap();
     append_refused(
         &log,
+        1,
         &["signing.key", "not the key this log was created with"],
     );
 }
@@ -122,7 +123,7 @@ fn directory_that_is_not_a_data_directory() {
     let log = Log::empty();
     std::fs::create_dir_all(&log.data).unwrap();
     std::fs::write(log.data.join("notes.txt"), "mine\n").unwrap();
-    append_refused(&log, &["notes.txt", "not a Vellum data directory"]);
+    append_refused(&log, 2, &["notes.txt", "not a Vellum data directory"]);
     let names: Vec<_> = std::fs::read_dir(&log.data)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -141,7 +142,7 @@ fn damaged_record_in_active_segment_is_not_cut() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[seg.offsets[57] + 8 + 100] ^= 0x10;
     std::fs::write(&path, bytes).unwrap();
-    append_refused(&log, &[&seg_name(2 * PER_APPEND)]);
+    append_refused(&log, 1, &[&seg_name(2 * PER_APPEND)]);
     // The evidence is still there for `vellum verify` to point at.
     log.verify()
         .fails_at(2 * PER_APPEND + 57, &seg_name(2 * PER_APPEND));
@@ -158,7 +159,7 @@ fn damaged_checkpoint_record_is_not_cut() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[cps.offsets[1] + 8 + 12] ^= 0x01; // in its text; the checksum left stale
     std::fs::write(&path, bytes).unwrap();
-    append_refused(&log, &["checkpoints.log"]);
+    append_refused(&log, 1, &["checkpoints.log"]);
 }
 
 /// The one thing recovery may cut: a record torn by a crash after the last checkpoint.
@@ -223,7 +224,7 @@ fn torn_tail_of_active_segment_is_cut_and_reported() {
     assert_eq!(copy(".1"), [9, 0, 0, 0, 0xef, 0xef]);
     assert!(
         run.stdout
-            .contains("appended 1 event, index 900, tree size 901"),
+            .contains("appended 1 events, indexes 900..900, tree size 901"),
         "{}",
         run.stdout
     );
@@ -285,11 +286,15 @@ fn damage_in_a_sealed_segment_past_the_checkpoint_is_refused() {
 
     append_refused(
         &log,
+        1,
         &[&seg_name(PER_APPEND), "index 400", "missing or damaged"],
     );
-    log.run(&["export"])
-        .expect_code(2)
-        .stderr_has(&[&seg_name(PER_APPEND), "index 400"]);
+    // Readers meeting the damage report an integrity failure, like `verify`.
+    log.run(&["export"]).expect_code(1).stderr_has(&[
+        "integrity failure",
+        &seg_name(PER_APPEND),
+        "index 400",
+    ]);
     log.verify().fails_at(400, &seg_name(PER_APPEND));
 }
 

@@ -501,7 +501,7 @@ fn the_dedupe_window_bounds_what_is_a_duplicate() {
         "the newest is remembered"
     );
     assert!(
-        resend(0, "2").contains("appended 1 event, index 5"),
+        resend(0, "2").contains("appended 1 events, indexes 5..5"),
         "the oldest is not"
     );
     // The default window remembers them all: index 1 is still a duplicate.
