@@ -99,6 +99,10 @@ pub(crate) fn open_writer(layout: &Layout, options: &Options) -> Result<(Writer,
         if !options.create {
             return Err(StoreError::NotFound(root.to_path_buf()));
         }
+        // A bad origin is refused before anything is made (it left the lock file behind).
+        if let Some(origin) = &options.origin {
+            meta::parse_origin(origin)?;
+        }
         if root.exists()
             && std::fs::read_dir(root)
                 .map(|mut d| d.next().is_some())

@@ -323,6 +323,27 @@ fn origin_of_an_existing_log_is_not_changed_and_says_so() {
     assert!(!run.stderr.contains("ignored"), "{}", run.stderr);
 }
 
+/// A new log's `--origin` that is not a valid key name is refused before anything is made.
+#[test]
+fn an_invalid_origin_makes_nothing() {
+    let log = Log::empty();
+    let data = log.data.to_str().unwrap();
+    let run = super::util::vellum_from(
+        &[
+            "--data".as_ref(),
+            data.as_ref(),
+            "--origin".as_ref(),
+            "bad origin".as_ref(),
+            "append".as_ref(),
+        ],
+        &ndjson(&events(1, 1, 0)),
+        super::util::Stdin::Pipe,
+    );
+    run.expect_code(2)
+        .stderr_has(&["origin `bad origin`", "white space"]);
+    assert!(!log.data.exists(), "{} was made", log.data.display());
+}
+
 /// The events are durable before the summary is printed; when stdout cannot take it (a
 /// full disk), the append still succeeds and stderr says what was appended, so nobody
 /// retries and stores them twice.
