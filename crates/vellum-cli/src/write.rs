@@ -13,7 +13,7 @@ use vellum_event::{
     BatchError, BodyFormat, Canonical, Category, Event, JsonObject, Limits, Outcome, Timestamp,
     check_batch, parse_batch_canonical,
 };
-use vellum_store::{ApiKeys, Pending, Prepared, Revocation, Role, Store};
+use vellum_store::{ApiKeys, AppendChain, Pending, Prepared, Revocation, Role, Store, StoreError};
 
 use crate::args::{AppendArgs, PruneArgs, StoreArgs};
 use crate::output::open_store;
@@ -213,11 +213,26 @@ fn append_validated(
             )?)
         },
     );
-    match second {
-        Ok(()) => appending.finish(),
+    let (done, waited) = appending.finish();
+    match second.and(waited) {
+        Ok(()) => Ok(done),
         Err(e) => {
-            let done = appending.finish()?;
+            // An event the store refused (an id conflict) broke the chain there: what is
+            // stored is everything before it.
+            let refused = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<StoreError>(),
+                    Some(StoreError::IdConflict { .. } | StoreError::IdRepeated { .. })
+                )
+            });
             let what = match (done.first, done.last) {
+                _ if refused && done.accepted == 0 => {
+                    "stopped at a refused event; nothing was appended".to_string()
+                }
+                (Some(a), Some(b)) if refused => format!(
+                    "stopped at a refused event; the {} events before it were appended (indexes {a}..{b}), none from it on",
+                    done.accepted
+                ),
                 (Some(a), Some(b)) if a == b => format!(
                     "the event before line {line} was appended (index {a}), nothing from there on"
                 ),
@@ -280,6 +295,9 @@ struct Totals {
 /// `IN_FLIGHT_CHUNKS` sends waiting for durability, and sums up what they did.
 struct Appending<'s> {
     store: &'s Store,
+    /// Once the store refuses one append, it refuses every later one: what is stored is a
+    /// prefix of the input.
+    chain: AppendChain,
     batch: usize,
     in_flight: VecDeque<Vec<Pending>>,
     done: Totals,
@@ -289,6 +307,7 @@ impl<'s> Appending<'s> {
     fn new(store: &'s Store, batch: usize) -> Self {
         Self {
             store,
+            chain: AppendChain::new(),
             batch: batch.max(1),
             in_flight: VecDeque::new(),
             done: Totals::default(),
@@ -303,7 +322,7 @@ impl<'s> Appending<'s> {
             if commit.is_empty() {
                 break;
             }
-            pending.push(self.store.append_deferred_prepared(commit)?);
+            pending.push(self.store.append_deferred_in(&self.chain, commit)?);
         }
         self.in_flight.push_back(pending);
         while self.in_flight.len() > IN_FLIGHT_CHUNKS {
@@ -312,9 +331,20 @@ impl<'s> Appending<'s> {
         Ok(())
     }
 
+    /// Waits for the oldest chunk's appends, every one of them, and counts what they
+    /// stored; fails with the first failure among them.
     fn wait_oldest(&mut self) -> anyhow::Result<()> {
+        let mut failed = None;
         for p in self.in_flight.pop_front().unwrap_or_default() {
-            let r = p.wait().context("appending")?;
+            let r = match p.wait() {
+                Ok(r) => r,
+                // Refused for the refusal before it, which was reported.
+                Err(StoreError::ChainBroken) => continue,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    continue;
+                }
+            };
             let d = &mut self.done;
             d.accepted += r.accepted;
             d.duplicates += r.duplicates;
@@ -322,16 +352,22 @@ impl<'s> Appending<'s> {
             d.last = r.last_index.or(d.last);
             d.size = d.size.max(r.tree_size);
         }
-        Ok(())
+        match failed {
+            Some(e) => Err(anyhow::Error::new(e).context("appending")),
+            None => Ok(()),
+        }
     }
 
-    /// Waits for every send, then signs a checkpoint covering them.
-    fn finish(mut self) -> anyhow::Result<Totals> {
+    /// Waits for every send, then signs a checkpoint covering them: what was stored, and
+    /// the first failure.
+    fn finish(mut self) -> (Totals, anyhow::Result<()>) {
+        let mut outcome = Ok(());
         while !self.in_flight.is_empty() {
-            self.wait_oldest()?;
+            let waited = self.wait_oldest();
+            outcome = outcome.and(waited);
         }
-        self.store.checkpoint().context("signing the checkpoint")?;
-        Ok(self.done)
+        let signed = self.store.checkpoint().context("signing the checkpoint");
+        (self.done, outcome.and(signed.map(drop)))
     }
 }
 

@@ -29,5 +29,7 @@ pub use error::{BatchError, EventError};
 pub use event::{Category, Event, EventId, Limits, Outcome, canonical_ip};
 pub use filter::{Filter, FilterText};
 pub use object::JsonObject;
-pub use stored::{StoredEvent, fill_stored, stored_len, stored_prefix, write_stored_body};
+pub use stored::{
+    StoredEvent, fill_stored, same_event, stored_len, stored_prefix, write_stored_body,
+};
 pub use timestamp::Timestamp;

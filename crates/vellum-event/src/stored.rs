@@ -93,6 +93,30 @@ impl crate::Event {
     }
 }
 
+/// Whether two events' canonical members (a canonical body without its opening brace, or
+/// [`StoredEvent::members_of`]) are one event sent twice: equal but for their `time`, which
+/// a sender fills in anew when it builds a retry (and the parser fills in for an event that
+/// has none).
+pub fn same_event(a: &[u8], b: &[u8]) -> bool {
+    match (split_time(a), split_time(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Canonical members without their `time`: what is before it and what is after it. The
+/// members begin `"id":"…","time":"…",`; inside the id a quote is escaped, so the first
+/// `,"time":"` is the member, and a timestamp holds no quote.
+fn split_time(members: &[u8]) -> Option<(&[u8], &[u8])> {
+    const TIME_KEY: &[u8] = b",\"time\":\"";
+    let at = members
+        .windows(TIME_KEY.len())
+        .position(|w| w == TIME_KEY)?;
+    let value = members.get(at + TIME_KEY.len()..)?;
+    let close = value.iter().position(|&b| b == b'"')?;
+    Some((members.get(..at)?, value.get(close..)?))
+}
+
 /// An event as read back from the log.
 #[derive(Clone, Debug)]
 pub struct StoredEvent {
@@ -134,6 +158,18 @@ impl StoredEvent {
         })
     }
 
+    /// The members a stored record holds after its `index` and `received`: the canonical
+    /// body it was stored from, without that body's opening brace. Two events are the same
+    /// event, wherever and whenever received, when these bytes are equal.
+    pub fn members_of(bytes: &[u8]) -> Option<&[u8]> {
+        let rest = bytes.strip_prefix(INDEX_KEY)?;
+        let digits = rest.iter().position(|b| !b.is_ascii_digit())?;
+        let rest = rest.get(digits..)?.strip_prefix(RECEIVED_KEY)?;
+        // A timestamp holds no quote: the first one closes it.
+        let close = rest.iter().position(|&b| b == b'"')?;
+        rest.get(close..)?.strip_prefix(PREFIX_END)
+    }
+
     /// The index a stored record claims, read from its fixed prefix without parsing the rest.
     pub fn index_of(bytes: &[u8]) -> Option<u64> {
         let rest = bytes.strip_prefix(b"{\"index\":")?;
@@ -149,6 +185,53 @@ impl StoredEvent {
 mod tests {
     use super::*;
     use crate::{Category, Outcome};
+
+    #[test]
+    fn members_of_a_stored_event_are_its_canonical_body() {
+        let ev = Event::new(Category::Admin, "key.created", Outcome::Success);
+        let body = ev.canonical_body();
+        for (index, received) in [
+            (0, "2026-11-26T16:55:08Z"),
+            (12345, "2026-11-26T16:55:08.976526Z"),
+        ] {
+            let mut bytes = Vec::new();
+            write_stored_body(&mut bytes, index, received, &body);
+            assert_eq!(StoredEvent::members_of(&bytes), Some(&body[1..]));
+        }
+        for bad in [
+            &b""[..],
+            b"{\"index\":1}",
+            b"{\"index\":1,\"received\":\"2026",
+            b"{\"id\":\"x\"}",
+        ] {
+            assert_eq!(
+                StoredEvent::members_of(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn one_event_sent_twice_differs_at_most_in_its_time() {
+        let ev = Event::new(Category::Admin, "key.created", Outcome::Success);
+        let mut later = ev.clone();
+        later.time = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+        let mut other = ev.clone();
+        other.action = "key.revoked".into();
+        let mut quoted = ev.clone();
+        quoted.id = "a,\"time\":\"x".parse().unwrap();
+        let mut quoted_other = quoted.clone();
+        quoted_other.action = "key.revoked".into();
+        let m = |e: &Event| e.canonical_body()[1..].to_vec();
+        assert!(same_event(&m(&ev), &m(&ev)));
+        assert!(same_event(&m(&ev), &m(&later)));
+        assert!(!same_event(&m(&ev), &m(&other)));
+        assert!(same_event(&m(&quoted), &m(&quoted)));
+        assert!(!same_event(&m(&quoted), &m(&quoted_other)));
+        assert!(!same_event(&m(&ev), &m(&quoted)));
+    }
 
     #[test]
     fn stored_round_trip() {

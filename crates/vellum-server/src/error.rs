@@ -42,6 +42,9 @@ impl From<StoreError> for AppError {
                 AppError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
             E::Pruned { .. } => AppError::new(StatusCode::GONE, "pruned", e.to_string()),
+            E::IdConflict { .. } | E::IdRepeated { .. } => {
+                AppError::new(StatusCode::CONFLICT, "id_conflict", e.to_string())
+            }
             E::SizeOutOfRange { .. } | E::InvalidOption(_) => {
                 AppError::bad_request("invalid_request", e.to_string())
             }

@@ -8,7 +8,8 @@
 //!   caller's address; a role the route does not allow gets 403 (also recorded); the right
 //!   role gets 2xx, and reads of the log are `data_access`/`audit_log.read` events.
 //! - ingest: one object, a JSON array, NDJSON; a bad batch is refused whole and names the
-//!   line; re-sent ids come back as duplicates; an oversized body gets 413.
+//!   line; re-sent ids come back as duplicates, another event under a stored id gets 409;
+//!   an oversized body gets 413.
 //! - reading: a receipt from `GET /v1/events/{index}` verifies offline and embeds the stored
 //!   bytes; query paging with the cursor returns every match exactly once.
 //! - `/metrics`, and brute-force detection after repeated failures from one address.
@@ -772,7 +773,7 @@ async fn a_bad_batch_is_refused_whole_and_names_the_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resent_ids_come_back_as_duplicates() {
+async fn resent_ids_come_back_as_duplicates_and_other_events_under_them_conflict() {
     let h = Harness::new(Config::default()).await;
     let batch: Vec<Value> = (0..5)
         .map(|i| event(&format!("dup-{i}"), "alice"))
@@ -814,7 +815,28 @@ async fn resent_ids_come_back_as_duplicates() {
         "{v}"
     );
 
+    // Another event under a stored id: 409, and nothing of the request is stored.
+    let clash = vec![event("dup-9", "alice"), event("dup-1", "mallory")];
+    let r = h
+        .call(
+            Req::new("POST", "/v1/events", Cred::Ingest)
+                .body("application/x-ndjson", ndjson(&clash)),
+        )
+        .await;
+    r.expect(409);
+    let v = r.json();
+    assert_eq!(v["error"]["code"], "id_conflict", "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("dup-1") && message.contains("other content"),
+        "{v}"
+    );
+
     let log = h.log().await;
+    assert!(
+        !log.iter().any(|(e, _)| e.event.id.as_str() == "dup-9"),
+        "part of a refused request was stored"
+    );
     for i in 0..8 {
         let id = format!("dup-{i}");
         let n = log

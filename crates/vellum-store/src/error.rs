@@ -33,6 +33,18 @@ pub enum StoreError {
     NotYetCheckpointed { index: u64, size: u64 },
     #[error("the log has no checkpoint yet")]
     NoCheckpoint,
+    /// An event under the id of a stored event, with other content. A re-sent event (the
+    /// same content) is a duplicate instead; nothing of the append is stored.
+    #[error(
+        "id `{id}` is already in the log at index {index}, with other content (a re-sent event keeps its content; a new event needs a new id)"
+    )]
+    IdConflict { id: String, index: u64 },
+    /// Two events under one id in one append, with other content.
+    #[error("id `{id}` is given to two events with other content in this append")]
+    IdRepeated { id: String },
+    /// An append of an [`crate::AppendChain`] after one that was refused.
+    #[error("not stored: an earlier append of the same input was refused")]
+    ChainBroken,
     /// A directory the store will not use, through no damage: not a Vellum data directory
     /// (a wrong `--data`), a format this build does not read, a signing key others can read.
     #[error("{path}: {reason}")]

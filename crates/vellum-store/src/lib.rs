@@ -61,4 +61,4 @@ pub use recovery::Recovered;
 pub use retention::{PruneRecord, PruneReport};
 pub use stats::{Histogram, StoreStats};
 pub use verify::{Problem, Report, VerifyOptions, verify};
-pub use writer::{Appended, Issued, Pending, Prepared, Store};
+pub use writer::{AppendChain, Appended, Issued, Pending, Prepared, Store};

@@ -171,7 +171,7 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
             "max_age_days": w.options.retention.max_age.as_secs() / 86400,
         }),
     );
-    let appended = w.commit(&[&[crate::writer::Prepared::new(&event)]])?;
+    let appended = w.commit(&[(&[crate::writer::Prepared::new(&event)], None)])?;
     let event_index = appended
         .first()
         .and_then(|a| a.first_index)

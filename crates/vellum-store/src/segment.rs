@@ -421,6 +421,26 @@ fn rest_is_zero(file: &mut File, path: &Path) -> Result<bool> {
     }
 }
 
+/// The offset `idx` (`.idx` entries) gives record `i` of its segment.
+pub(crate) fn indexed_offset(idx: &[u8], i: u64) -> Option<u64> {
+    let at = usize::try_from(i).ok()?.checked_mul(IDX_ENTRY)?;
+    let entry: [u8; 8] = idx.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(entry))
+}
+
+/// Reads record `index` of the segment that begins at `first`, through its `.idx` file.
+pub(crate) fn read_indexed(layout: &crate::Layout, first: u64, index: u64) -> Result<Vec<u8>> {
+    let idx_path = layout.segment_index(first);
+    let mut entry = [0u8; IDX_ENTRY];
+    File::open(&idx_path)
+        .and_then(|f| f.read_exact_at(&mut entry, (index - first) * IDX_ENTRY as u64))
+        .ctx(|| format!("reading {} for index {index}", idx_path.display()))?;
+    let path = layout.segment(first);
+    let offset = indexed_offset(&entry, 0).unwrap_or_default();
+    let file = File::open(&path).ctx(|| format!("opening {}", path.display()))?;
+    read_record_at(&file, &path, offset)
+}
+
 /// Reads the record at `offset`.
 pub(crate) fn read_record_at(file: &File, path: &Path, offset: u64) -> Result<Vec<u8>> {
     let mut header = [0u8; record::HEADER_LEN];

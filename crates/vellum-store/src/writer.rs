@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -125,8 +125,35 @@ pub struct Issued {
 
 type Reply<T> = tokio::sync::oneshot::Sender<Result<T>>;
 
+/// Appends that stand or fall in order (see [`Store::append_deferred_in`]): once one is
+/// refused (an id conflict), the writer refuses every later one, so that what is stored is a
+/// prefix of what was sent.
+#[derive(Clone, Debug, Default)]
+pub struct AppendChain(Arc<AtomicBool>);
+
+impl AppendChain {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether an append of the chain was refused.
+    pub fn is_broken(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn break_off(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// An append queued for the writer: its events, who to answer, its chain if any.
+type Queued = (Vec<Prepared>, Reply<Appended>, Option<AppendChain>);
+
+/// One append of a commit, as the writer lays it out.
+pub(crate) type Group<'a> = (&'a [Prepared], Option<&'a AppendChain>);
+
 enum Command {
-    Append(Vec<Prepared>, Reply<Appended>),
+    Append(Vec<Prepared>, Reply<Appended>, Option<AppendChain>),
     Checkpoint(Reply<Issued>),
     Prune(Timestamp, Reply<PruneReport>),
 }
@@ -138,7 +165,7 @@ const STORED_PREFIX_ROOM: usize = 256;
 /// Refuses, before anything is queued, an append holding an event no record can hold (the
 /// CLI and the server refuse far smaller ones; this guards the library's own callers).
 fn check_sizes(cmd: &Command) -> Result<()> {
-    if let Command::Append(events, _) = cmd
+    if let Command::Append(events, _, _) = cmd
         && let Some(big) = events
             .iter()
             .find(|e| e.body.len() + STORED_PREFIX_ROOM > record::MAX_PAYLOAD)
@@ -266,7 +293,7 @@ impl Store {
     /// [`StoreError::Busy`] when the writer's queue is full.
     pub fn append_detached(&self, events: Vec<Event>) -> Result<()> {
         let (reply, _rx) = tokio::sync::oneshot::channel();
-        self.try_send(Command::Append(prepare(events), reply))
+        self.try_send(Command::Append(prepare(events), reply, None))
     }
 
     /// Appends events and returns once they are durable (blocking).
@@ -277,7 +304,7 @@ impl Store {
     /// Like [`Store::append`], for events already prepared (e.g. on several threads).
     pub fn append_prepared(&self, events: Vec<Prepared>) -> Result<Appended> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        self.send(Command::Append(events, reply))?;
+        self.send(Command::Append(events, reply, None))?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
@@ -290,7 +317,20 @@ impl Store {
     /// Like [`Store::append_deferred`], for events already prepared.
     pub fn append_deferred_prepared(&self, events: Vec<Prepared>) -> Result<Pending> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        self.send(Command::Append(events, reply))?;
+        self.send(Command::Append(events, reply, None))?;
+        Ok(Pending(rx))
+    }
+
+    /// Like [`Store::append_deferred_prepared`], as the next append of `chain`: it is
+    /// refused ([`StoreError::ChainBroken`]) if an earlier one of the chain was. A bulk load
+    /// keeping several appends in flight stores a prefix of its input, whatever is refused.
+    pub fn append_deferred_in(
+        &self,
+        chain: &AppendChain,
+        events: Vec<Prepared>,
+    ) -> Result<Pending> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.send(Command::Append(events, reply, Some(chain.clone())))?;
         Ok(Pending(rx))
     }
 
@@ -304,7 +344,7 @@ impl Store {
     /// threads).
     pub async fn append_prepared_async(&self, events: Vec<Prepared>) -> Result<Appended> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        self.try_send(Command::Append(events, reply))?;
+        self.try_send(Command::Append(events, reply, None))?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -373,7 +413,8 @@ struct Unsynced {
 /// What writing one commit produced; nothing of it is durable yet.
 #[derive(Debug)]
 struct Written {
-    results: Vec<Appended>,
+    /// One per append: refused alone (an id conflict), or what it stored.
+    results: Vec<Result<Appended>>,
     start_index: u64,
     /// Records written (duplicates excluded).
     events: u64,
@@ -518,12 +559,27 @@ fn frame(
     hashed.ok_or_else(|| StoreError::Internal("a record did not fit its layout".into()))
 }
 
+/// A canonical body's members: without its opening brace.
+fn members(body: &[u8]) -> &[u8] {
+    body.get(1..).unwrap_or_default()
+}
+
+/// The id at the head of a canonical body (`{"id":"…",`), for messages.
+fn id_of(body: &[u8]) -> String {
+    body.strip_prefix(b"{\"id\":")
+        .and_then(|rest| {
+            let mut de = serde_json::Deserializer::from_slice(rest);
+            serde::Deserialize::deserialize(&mut de).ok()
+        })
+        .unwrap_or_default()
+}
+
 /// Answers the appends of one commit: each its own result, or all the same error.
-fn reply_all(replies: Vec<Reply<Appended>>, outcome: Result<Vec<Appended>>) {
+fn reply_all(replies: Vec<Reply<Appended>>, outcome: Result<Vec<Result<Appended>>>) {
     match outcome {
         Ok(results) => {
             for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(Ok(result));
+                let _ = reply.send(result);
             }
         }
         Err(e) => {
@@ -619,20 +675,20 @@ impl Writer {
                 },
             };
             match cmd {
-                Command::Append(events, reply) => {
+                Command::Append(events, reply, chain) => {
                     let (mut n, mut bytes) = (events.len(), body_bytes(&events));
-                    let mut group = vec![(events, reply)];
+                    let mut group = vec![(events, reply, chain)];
                     while n < MAX_GROUP_EVENTS && bytes < MAX_GROUP_BYTES {
                         match rx.try_recv() {
-                            Ok(Command::Append(e, r)) => {
+                            Ok(Command::Append(e, r, c)) => {
                                 let more = body_bytes(&e);
                                 if bytes + more > MAX_GROUP_BYTES {
                                     // The next commit starts with it.
-                                    pending = Some(Command::Append(e, r));
+                                    pending = Some(Command::Append(e, r, c));
                                     break;
                                 }
                                 (n, bytes) = (n + e.len(), bytes + more);
-                                group.push((e, r));
+                                group.push((e, r, c));
                             }
                             Ok(other) => {
                                 pending = Some(other);
@@ -802,10 +858,17 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, group: Vec<(Vec<Prepared>, Reply<Appended>)>) {
-        let (events, replies): (Vec<Vec<Prepared>>, Vec<Reply<Appended>>) =
-            group.into_iter().unzip();
-        let slices: Vec<&[Prepared]> = events.iter().map(Vec::as_slice).collect();
+    fn commit_group(&mut self, group: Vec<Queued>) {
+        let mut replies = Vec::with_capacity(group.len());
+        let mut events = Vec::with_capacity(group.len());
+        for (e, reply, chain) in group {
+            replies.push(reply);
+            events.push((e, chain));
+        }
+        let slices: Vec<Group<'_>> = events
+            .iter()
+            .map(|(e, c)| (e.as_slice(), c.as_ref()))
+            .collect();
         let mut written = match self.write_group(&slices, true) {
             Ok(w) => w,
             Err(e) => return reply_all(replies, Err(e)),
@@ -849,14 +912,14 @@ impl Writer {
 
     /// Makes a group of appends durable; one result per append. Waits for commits already
     /// written first.
-    pub(crate) fn commit(&mut self, groups: &[&[Prepared]]) -> Result<Vec<Appended>> {
+    pub(crate) fn commit(&mut self, groups: &[Group<'_>]) -> Result<Vec<Appended>> {
         self.drain();
         let written = self.write_group(groups, false)?;
-        self.sync_and_finish(written)
+        self.sync_and_finish(written)?.into_iter().collect()
     }
 
     /// Syncs the segment on this thread, then finishes the commit.
-    fn sync_and_finish(&mut self, written: Written) -> Result<Vec<Appended>> {
+    fn sync_and_finish(&mut self, written: Written) -> Result<Vec<Result<Appended>>> {
         if let Some(why) = &self.poisoned {
             // A commit written before this one failed its sync while this one waited: the
             // page cache cannot be trusted, and a second fsync would not say so.
@@ -882,7 +945,7 @@ impl Writer {
     /// Lays out, frames and writes a group of appends after everything written before.
     /// Nothing is durable, acknowledged or in the tree yet. A failure leaves the segment as
     /// it was and fails only this group.
-    fn write_group(&mut self, groups: &[&[Prepared]], may_pipeline: bool) -> Result<Written> {
+    fn write_group(&mut self, groups: &[Group<'_>], may_pipeline: bool) -> Result<Written> {
         if let Some(why) = &self.poisoned {
             return Err(StoreError::Poisoned(why.clone()));
         }
@@ -900,7 +963,11 @@ impl Writer {
         let mut offsets: Vec<(usize, usize)> = Vec::new(); // (start in buf, payload len)
         let mut total = 0usize;
         let mut results = Vec::with_capacity(groups.len());
-        for events in groups {
+        for &(events, chain) in groups {
+            if chain.is_some_and(AppendChain::is_broken) {
+                results.push(Err(StoreError::ChainBroken));
+                continue;
+            }
             let mut r = Appended {
                 accepted: 0,
                 duplicates: 0,
@@ -909,11 +976,35 @@ impl Writer {
                 last_index: None,
                 tree_size: 0,
             };
+            // Where this append began, to take it back alone if one of its ids conflicts.
+            let undo = (next, offsets.len(), total, idx.len());
+            let mut conflict = None;
             for ev in events.iter() {
                 let fp = ev.fingerprint;
                 if let Some(existing) = self.ids.get(&fp) {
+                    // A re-sent event is a duplicate; another event under a stored id is
+                    // refused, never dropped as one.
+                    let same = match existing.checked_sub(start_index) {
+                        Some(k) => accepted.get(k as usize).is_some_and(|a| {
+                            vellum_event::same_event(members(&a.body), members(&ev.body))
+                        }),
+                        None => self.same_as_stored(existing, &ev.body).inspect_err(|_| {
+                            self.ids.forget_from(start_index);
+                        })?,
+                    };
+                    if !same {
+                        let id = id_of(&ev.body);
+                        conflict = Some(if existing >= undo.0 {
+                            StoreError::IdRepeated { id }
+                        } else {
+                            StoreError::IdConflict {
+                                id,
+                                index: existing,
+                            }
+                        });
+                        break;
+                    }
                     r.duplicates += 1;
-                    self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
                     r.indexes.push((existing, true));
                     continue;
                 }
@@ -930,9 +1021,26 @@ impl Writer {
                 r.accepted += 1;
                 next += 1;
             }
-            results.push(r);
+            if let Some(e) = conflict {
+                let (at, records, bytes, idx_len) = undo;
+                self.ids.forget_from(at);
+                next = at;
+                offsets.truncate(records);
+                accepted.truncate(records);
+                total = bytes;
+                idx.truncate(idx_len);
+                if let Some(chain) = chain {
+                    chain.break_off();
+                }
+                results.push(Err(e));
+                continue;
+            }
+            self.stats
+                .duplicates
+                .fetch_add(r.duplicates, Ordering::Relaxed);
+            results.push(Ok(r));
         }
-        for r in &mut results {
+        for r in results.iter_mut().flatten() {
             r.tree_size = next;
         }
         let events = next - start_index;
@@ -960,6 +1068,52 @@ impl Writer {
                 Err(e)
             }
         }
+    }
+
+    /// Whether the stored event at `index`, of an earlier commit, holds `body`'s members:
+    /// a re-sent event, not another one under the same id.
+    fn same_as_stored(&mut self, index: u64, body: &[u8]) -> Result<bool> {
+        // A direct write handed to the sync thread may not be in the file yet.
+        if self.unsynced.iter().any(|u| u.written.staged) {
+            self.drain_healthy()?;
+        }
+        let stored = self.read_stored(index)?;
+        if vellum_event::StoredEvent::index_of(&stored) != Some(index) {
+            return Err(StoreError::corrupt(
+                &self.seg.path,
+                format!("the record for index {index} claims another index"),
+            ));
+        }
+        Ok(vellum_event::StoredEvent::members_of(&stored)
+            .is_some_and(|stored| vellum_event::same_event(stored, members(body))))
+    }
+
+    /// The stored bytes of `index`, found through its `.idx` entry: one of a commit waiting
+    /// for its sync, one still queued, or one in a `.idx` file.
+    fn read_stored(&self, index: u64) -> Result<Vec<u8>> {
+        let seg = &self.seg;
+        let Some(i) = index.checked_sub(seg.first_index) else {
+            let firsts = self.layout.list_segments()?;
+            let first = firsts
+                .iter()
+                .rev()
+                .find(|&&f| f <= index)
+                .copied()
+                .ok_or_else(|| StoreError::Internal(format!("no segment holds index {index}")))?;
+            return segment::read_indexed(&self.layout, first, index);
+        };
+        let in_memory = match self.unsynced.iter().find(|u| {
+            (u.written.start_index..u.written.start_index + u.written.events).contains(&index)
+        }) {
+            Some(u) => segment::indexed_offset(&u.written.idx, index - u.written.start_index),
+            None if i >= seg.idx_written => {
+                segment::indexed_offset(&seg.idx_pending, i - seg.idx_written)
+            }
+            None => return segment::read_indexed(&self.layout, seg.first_index, index),
+        };
+        let offset = in_memory
+            .ok_or_else(|| StoreError::Internal(format!("no .idx entry for index {index}")))?;
+        segment::read_record_at(&seg.file, &seg.path, offset)
     }
 
     /// Lays the commit out where it will be written (in a new segment if this one is full),
@@ -1025,7 +1179,7 @@ impl Writer {
     /// Everything of a commit that follows its sync: the counters, its `.idx` entries, its
     /// leaves folded into the tree. Failing to write the `.idx` or tree files (disk full)
     /// does not fail the append: the bytes stay queued and are retried.
-    fn finish(&mut self, written: Written) -> Result<Vec<Appended>> {
+    fn finish(&mut self, written: Written) -> Result<Vec<Result<Appended>>> {
         let Written {
             results,
             events,

@@ -63,7 +63,10 @@ enum IdChoice {
     /// An id seen before: of an event still stored, or earlier in the same batch. (Not of a
     /// pruned event: how the store answers that depends on whether it was reopened since, a
     /// bug pinned by `a_pruned_id_re_sent_gets_the_same_answer_with_or_without_a_reopen`.)
+    /// Re-sent: the same content (a new `time`, as a sender rebuilding it gives it).
     Reuse(Pick),
+    /// Another event under an id seen before: the whole append is refused.
+    Conflict(Pick),
 }
 
 #[derive(Clone, Debug)]
@@ -89,7 +92,11 @@ enum Op {
 
 fn event_spec() -> impl Strategy<Value = EventSpec> {
     (
-        prop_oneof![3 => Just(IdChoice::Fresh), 1 => pick().prop_map(IdChoice::Reuse)],
+        prop_oneof![
+            12 => Just(IdChoice::Fresh),
+            4 => pick().prop_map(IdChoice::Reuse),
+            1 => pick().prop_map(IdChoice::Conflict),
+        ],
         0usize..300,
     )
         .prop_map(|(id, pad)| EventSpec { id, pad })
@@ -142,6 +149,8 @@ struct Model {
     pruned_before: u64,
     prunes: Vec<PruneRecord>,
     fresh: u64,
+    /// The content of each id's event (its padding), so that a re-sent one has it again.
+    pads: HashMap<String, usize>,
 }
 
 impl Model {
@@ -165,6 +174,7 @@ impl Model {
             pruned_before: 0,
             prunes: Vec::new(),
             fresh: 0,
+            pads: HashMap::new(),
         }
     }
 
@@ -247,53 +257,94 @@ impl Case {
         self.store = Some(store);
     }
 
-    fn make_events(&mut self, specs: &[EventSpec]) -> Vec<Event> {
+    /// The events of `specs`, each with its content (padding).
+    fn make_events(&mut self, specs: &[EventSpec]) -> Vec<(Event, usize)> {
         let mut batch_ids: Vec<String> = Vec::new();
+        let mut batch_pads: HashMap<String, usize> = HashMap::new();
         specs
             .iter()
             .map(|spec| {
                 // `id_order` is in index order: the pruned ids come first.
                 let live = &self.model.id_order[self.model.pruned_before as usize..];
                 let pool = live.len() + batch_ids.len();
-                let id = match &spec.id {
-                    IdChoice::Reuse(ix) if pool > 0 => {
-                        let k = ix.index(pool);
-                        live.get(k)
-                            .cloned()
-                            .unwrap_or_else(|| batch_ids[k - live.len()].clone())
+                let seen = |ix: &Pick| {
+                    let k = ix.index(pool);
+                    live.get(k)
+                        .cloned()
+                        .unwrap_or_else(|| batch_ids[k - live.len()].clone())
+                };
+                let (id, pad) = match &spec.id {
+                    IdChoice::Reuse(ix) | IdChoice::Conflict(ix) if pool > 0 => {
+                        let id = seen(ix);
+                        // The store's own events (a prune's) have content of their own:
+                        // any event of ours under their ids conflicts.
+                        let pad = self.model.pads.get(&id).or(batch_pads.get(&id)).copied();
+                        let conflict = matches!(spec.id, IdChoice::Conflict(_));
+                        let pad = pad.map_or(spec.pad, |p| if conflict { p + 1 } else { p });
+                        (id, pad)
                     }
                     _ => {
                         self.model.fresh += 1;
-                        format!("e{}", self.model.fresh)
+                        (format!("e{}", self.model.fresh), spec.pad)
                     }
                 };
                 batch_ids.push(id.clone());
+                batch_pads.entry(id.clone()).or_insert(pad);
+                // `Event::new` gives each its own `time`: a re-sent event still matches.
                 let mut ev =
                     Event::new(Category::DataAccess, "document.retrieved", Outcome::Success)
-                        .with_details(serde_json::json!({ "pad": "x".repeat(spec.pad) }));
+                        .with_details(serde_json::json!({ "pad": "x".repeat(pad) }));
                 ev.id = id.parse().unwrap();
-                ev
+                (ev, pad)
             })
             .collect()
     }
 
-    fn append(&mut self, events: Vec<Event>) {
-        // What the model expects: each id's first index, new ones numbered on.
+    fn append(&mut self, events: Vec<(Event, usize)>) {
+        let (events, pads): (Vec<Event>, Vec<usize>) = events.into_iter().unzip();
+        // What the model expects: each id's first index, new ones numbered on; or, for an
+        // id seen before with other content, the append refused whole.
         let mut next = self.model.size();
         let mut expected = Vec::new();
         let mut new_in_batch: HashMap<String, u64> = HashMap::new();
-        for ev in &events {
+        let mut new_pads: HashMap<String, usize> = HashMap::new();
+        let mut conflict = None;
+        for (ev, &pad) in events.iter().zip(&pads) {
             let id = ev.id.as_str();
             match self.model.ids.get(id).or_else(|| new_in_batch.get(id)) {
-                Some(&at) => expected.push((at, true)),
+                Some(&at) => {
+                    let was = self.model.pads.get(id).or(new_pads.get(id));
+                    if was != Some(&pad) {
+                        // An index of this append is no index: the append is refused whole.
+                        let stored = self.model.ids.contains_key(id).then_some(at);
+                        conflict = Some((id.to_string(), stored));
+                        break;
+                    }
+                    expected.push((at, true));
+                }
                 None => {
+                    new_pads.insert(id.to_string(), pad);
                     new_in_batch.insert(id.to_string(), next);
                     expected.push((next, false));
                     next += 1;
                 }
             }
         }
-        let appended = self.store().append(events.clone()).unwrap();
+        let size = self.model.size();
+        let outcome = self.store().append(events.clone());
+        if let Some((id, at)) = conflict {
+            match (outcome, at) {
+                (Err(StoreError::IdConflict { id: got, index }), Some(at)) => {
+                    assert_eq!((got, index), (id, at), "the conflicting id and its index");
+                }
+                (Err(StoreError::IdRepeated { id: got }), None) => assert_eq!(got, id),
+                (other, _) => panic!("id {id} re-sent with other content: {other:?}"),
+            }
+            assert_eq!(self.store().tree_size(), size, "nothing of it stored");
+            return;
+        }
+        let appended = outcome.unwrap();
+        self.model.pads.extend(new_pads);
         assert_eq!(
             appended.indexes, expected,
             "indexes and duplicates (the model says duplicates keep their first index)"

@@ -3,7 +3,8 @@
 //! out the next ones. With several appenders keeping large appends in flight (so commits
 //! overlap their syncs, and segments rotate between them), every acknowledged event must be
 //! stored once at the index it was given, re-sent events must come back as duplicates of
-//! those indexes, the tree must match, and the log must verify after reopening.
+//! those indexes (and other events under their ids be refused, even while the commit that
+//! holds them is in flight), the tree must match, and the log must verify after reopening.
 //!
 //! Appends queued together are gathered into commits of at most 16 MiB of bodies; the one
 //! that would go past it starts the next commit.
@@ -65,8 +66,17 @@ fn overlapping_large_commits_keep_every_acknowledged_event() {
                             acked.insert(event(t, b, i).id.to_string(), index);
                         }
                     };
+                    let mut resent = Vec::new();
                     for b in 0..BATCHES {
                         in_flight.push_back((b, store.append_deferred(batch(t, b)).unwrap()));
+                        // While batch `b` is in flight (its direct write perhaps not even
+                        // made yet): one of its events re-sent is a duplicate; another
+                        // event under that id is refused.
+                        let same = store.append_deferred(vec![event(t, b, 7)]).unwrap();
+                        let mut other = event(t, b, 7);
+                        other.action = "embeddings".into();
+                        let other = store.append_deferred(vec![other]).unwrap();
+                        resent.push((b, same, other));
                         if in_flight.len() >= IN_FLIGHT {
                             let (b, p) = in_flight.pop_front().unwrap();
                             settle(b, p, &mut acked);
@@ -74,6 +84,17 @@ fn overlapping_large_commits_keep_every_acknowledged_event() {
                     }
                     for (b, p) in in_flight {
                         settle(b, p, &mut acked);
+                    }
+                    for (b, same, other) in resent {
+                        let at = acked[&event(t, b, 7).id.to_string()];
+                        let same = same.wait().unwrap();
+                        assert_eq!((same.accepted, same.indexes), (0, vec![(at, true)]));
+                        match other.wait() {
+                            Err(vellum_store::StoreError::IdConflict { id, index }) => {
+                                assert_eq!((id, index), (event(t, b, 7).id.to_string(), at));
+                            }
+                            other => panic!("batch {b}: {other:?}"),
+                        }
                     }
                     // Sent again: answered with the indexes they already have.
                     let again = store.append(batch(t, 0)).unwrap();

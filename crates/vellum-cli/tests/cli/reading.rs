@@ -509,6 +509,48 @@ fn the_dedupe_window_bounds_what_is_a_duplicate() {
     log.verify().ok();
 }
 
+/// Another event under a stored id is refused, not dropped as a duplicate (a re-sent one
+/// may differ in its `time`, which a sender rebuilding it fills in anew). In a bulk append,
+/// what is stored is everything before the refused event, and nothing from it on, however
+/// many commits were in flight.
+#[test]
+fn another_event_under_a_stored_id_is_refused_and_stops_the_append_there() {
+    let mut log = Log::empty();
+    let first = events(0, 5, 0);
+    log.append(first.clone());
+
+    let mut resent = first[2].clone();
+    resent.time = "2030-01-01T00:00:00Z".into();
+    let run = log.run_stdin(&["append"], &ndjson(&[resent]));
+    run.ok();
+    assert!(run.stdout.contains("1 duplicate ("), "{}", run.stdout);
+
+    let mut other = first[2].clone();
+    other.user = "mallory".into();
+    let mut input = events(1, 3000, 0);
+    input.insert(1500, other);
+    log.run_stdin(&["append", "--batch", "100"], &ndjson(&input))
+        .expect_code(2)
+        .stderr_has(&[
+            &format!("id `{}` is already in the log at index 2", first[2].id),
+            "the 1500 events before it were appended (indexes 5..1504), none from it on",
+        ]);
+    let stored = log.run(&["export"]);
+    stored.ok();
+    assert_eq!(stored.stdout.lines().count(), 1505);
+
+    // Twice in one input, with other content.
+    let mut twice = events(2, 2, 0);
+    twice[1].id = twice[0].id.clone();
+    log.run_stdin(&["append"], &ndjson(&twice))
+        .expect_code(2)
+        .stderr_has(&[
+            "is given to two events with other content",
+            "nothing was appended",
+        ]);
+    log.verify().ok();
+}
+
 /// An address is stored in its canonical text, so a query finds it however the event and
 /// the filter wrote it.
 #[test]
