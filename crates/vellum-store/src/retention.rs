@@ -113,6 +113,43 @@ fn newest_received(layout: &Layout, first: u64) -> Result<Option<Timestamp>> {
     Ok(Some(stored.received))
 }
 
+/// Where the pruning announced by the `retention.pruned` event at `index` ends. Another
+/// event under the pruning's id (a client's) is a conflict: the pruning cannot be recorded.
+fn announced_end(w: &Writer, id: &str, first: u64, index: u64) -> Result<u64> {
+    #[derive(Deserialize)]
+    struct Announced {
+        end_index: u64,
+    }
+    let bad = |why: String| {
+        StoreError::corrupt(
+            w.layout.segments_dir(),
+            format!("the pruning event at index {index}: {why}"),
+        )
+    };
+    let stored = StoredEvent::parse(&w.read_stored(index)?).map_err(|e| bad(e.to_string()))?;
+    if (stored.event.category, stored.event.action.as_str())
+        != (Category::Admin, "retention.pruned")
+    {
+        return Err(StoreError::IdConflict {
+            id: id.to_string(),
+            index,
+        });
+    }
+    let details = stored
+        .event
+        .details
+        .ok_or_else(|| bad("no details".into()))?;
+    let announced: Announced =
+        serde_json::from_str(details.get()).map_err(|e| bad(e.to_string()))?;
+    if announced.end_index <= first || announced.end_index > w.seg.first_index {
+        return Err(bad(format!(
+            "a pruning up to index {}, which this log cannot prune",
+            announced.end_index
+        )));
+    }
+    Ok(announced.end_index)
+}
+
 pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
     let layout = w.layout.clone();
     let max_age = w.options.retention.max_age.as_micros() as i128;
@@ -154,14 +191,27 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
             ),
         ));
     }
-    let end_index = firsts
-        .iter()
-        .find(|&&f| f > expired[expired.len() - 1])
-        .copied()
-        .unwrap_or(w.seg.first_index);
+    // A pruning is named by where it starts. An attempt that failed after its event was
+    // stored (recording the pruning, removing the files) announced a pruning from here: this
+    // one finishes that one, under that event, rather than store a second event for one
+    // pruning (segments sealed since wait for the next).
+    let id = format!("vellum.prune.{first_index}");
+    let announced = match w.ids.get(&segment::fingerprint(&id)) {
+        Some(index) => Some((index, announced_end(w, &id, first_index, index)?)),
+        None => None,
+    };
+    let end_index = match announced {
+        Some((_, end)) => end,
+        None => firsts
+            .iter()
+            .find(|&&f| f > expired[expired.len() - 1])
+            .copied()
+            .unwrap_or(w.seg.first_index),
+    };
+    expired.retain(|&f| f < end_index);
     let names: Vec<String> = expired.iter().map(|f| format!("{f:020}.seg")).collect();
     let cutoff_ts = Timestamp::from_unix_micros(cutoff).unwrap_or(now);
-    let event = Event::new(Category::Admin, "retention.pruned", Outcome::Success).with_details(
+    let mut event = Event::new(Category::Admin, "retention.pruned", Outcome::Success).with_details(
         serde_json::json!({
             "first_index": first_index,
             "end_index": end_index,
@@ -171,11 +221,19 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
             "max_age_days": w.options.retention.max_age.as_secs() / 86400,
         }),
     );
-    let appended = w.commit(&[(&[crate::writer::Prepared::new(&event)], None)])?;
-    let event_index = appended
-        .first()
-        .and_then(|a| a.first_index)
-        .ok_or_else(|| StoreError::InvalidOption("the prune event was not stored".into()))?;
+    event.id = id
+        .parse()
+        .map_err(|e| StoreError::Internal(format!("the prune event's id {id}: {e}")))?;
+    let event_index = match announced {
+        Some((index, _)) => index,
+        None => {
+            let appended = w.commit(&[(&[crate::writer::Prepared::new(&event)], None)])?;
+            appended
+                .first()
+                .and_then(|a| a.first_index)
+                .ok_or_else(|| StoreError::Internal("the prune event was not stored".into()))?
+        }
+    };
     w.issue_checkpoint()?;
     let rec = PruneRecord {
         first_index,

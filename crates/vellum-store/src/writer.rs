@@ -1090,7 +1090,7 @@ impl Writer {
 
     /// The stored bytes of `index`, found through its `.idx` entry: one of a commit waiting
     /// for its sync, one still queued, or one in a `.idx` file.
-    fn read_stored(&self, index: u64) -> Result<Vec<u8>> {
+    pub(crate) fn read_stored(&self, index: u64) -> Result<Vec<u8>> {
         let seg = &self.seg;
         let Some(i) = index.checked_sub(seg.first_index) else {
             let firsts = self.layout.list_segments()?;

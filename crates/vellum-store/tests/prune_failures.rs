@@ -123,6 +123,7 @@ fn a_full_disk_while_recording_a_prune_leaves_no_torn_record() {
     // to run past the page: a short write, then `ENOSPC`.
     fill(&small.join("filler"));
     append(&store, (4096 - len as usize) / 27 + 2);
+    let size = store.tree_size();
     let e = store.prune(later()).unwrap_err();
     assert!(e.is_disk_full(), "{e}");
     assert_eq!(
@@ -131,7 +132,11 @@ fn a_full_disk_while_recording_a_prune_leaves_no_torn_record() {
         "a failed append must leave no torn record behind"
     );
 
-    // Room again: the next pruning follows the first record.
+    // The failed attempt's `retention.pruned` event was stored before the record failed.
+    assert_eq!(store.tree_size(), size + 1);
+
+    // Room again: the next pruning follows the first record; it is the one the failed
+    // attempt announced, under that attempt's event, not a second one.
     std::fs::remove_file(small.join("filler")).unwrap();
     let second = store
         .prune(later())
@@ -139,6 +144,7 @@ fn a_full_disk_while_recording_a_prune_leaves_no_torn_record() {
         .pruned
         .expect("sealed segments");
     assert_eq!(second.first_index, first.end_index);
+    assert_eq!((second.event_index, store.tree_size()), (size, size + 1));
     drop(store);
     check_log(&dir, &[first, second], "after a full disk");
 }
