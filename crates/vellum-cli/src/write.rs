@@ -227,10 +227,10 @@ fn append_validated(
             });
             let what = match (done.first, done.last) {
                 _ if refused && done.accepted == 0 => {
-                    "stopped at a refused event; nothing was appended".to_string()
+                    "the batch (--batch) holding a refused event was not appended, nor anything after it; nothing was appended".to_string()
                 }
                 (Some(a), Some(b)) if refused => format!(
-                    "stopped at a refused event; the {} events before it were appended (indexes {a}..{b}), none from it on",
+                    "the batch (--batch) holding a refused event was not appended, nor anything after it; the first {} events were (indexes {a}..{b})",
                     done.accepted
                 ),
                 (Some(a), Some(b)) if a == b => format!(

@@ -40,11 +40,16 @@ pub(crate) struct IdWindow {
     capacity: usize,
 }
 
+/// Room allocated beyond the capacity: the ids of an append not yet known to be stored
+/// (see [`IdWindow::trim`]); a larger append grows the window while it is laid out.
+const SLACK: usize = 1 << 16;
+
 impl IdWindow {
     pub(crate) fn new(capacity: usize) -> Self {
+        let room = capacity.min(1 << 20) + SLACK.min(capacity);
         Self {
-            table: HashTable::with_capacity(capacity.min(1 << 20)),
-            ring: VecDeque::with_capacity(capacity.min(1 << 20)),
+            table: HashTable::with_capacity(room),
+            ring: VecDeque::with_capacity(room),
             start: 0,
             capacity,
         }
@@ -67,7 +72,9 @@ impl IdWindow {
 
     /// Remembers `fp` as stored at `index`: the index after the newest remembered (stored
     /// events have consecutive indexes). After a gap, which the store never makes, the
-    /// window starts again from `index`.
+    /// window starts again from `index`. Nothing is forgotten to make room until
+    /// [`IdWindow::trim`]: an append refused after its ids were added ([`IdWindow::forget_from`])
+    /// leaves the window as it was.
     pub(crate) fn insert(&mut self, fp: Fingerprint, index: u64) {
         if self.capacity == 0 {
             return;
@@ -76,10 +83,6 @@ impl IdWindow {
             self.table.clear();
             self.ring.clear();
             self.start = index;
-        }
-        // Make room first, so the ring never grows past the capacity it was allocated with.
-        while self.ring.len() >= self.capacity {
-            self.evict_oldest();
         }
         let (ring, start) = (&self.ring, self.start);
         let at = |i: u64| slot(ring, start, i);
@@ -95,6 +98,13 @@ impl IdWindow {
             }
         }
         self.ring.push_back(fp);
+    }
+
+    /// Forgets the oldest ids past the capacity (once an append's ids are there to stay).
+    pub(crate) fn trim(&mut self) {
+        while self.ring.len() > self.capacity {
+            self.evict_oldest();
+        }
     }
 
     /// Drops index `i`'s table entry (if it still points at `i`).
@@ -143,6 +153,7 @@ mod tests {
         let allocated = w.ring.capacity();
         for i in 0..10u8 {
             w.insert(fp(i), u64::from(i));
+            w.trim();
             assert!(w.ring.len() <= 3);
             assert_eq!(w.ring.capacity(), allocated, "after inserting {i}");
         }
@@ -200,6 +211,7 @@ mod tests {
                         proptest::prop_assert_eq!(w.get(&f), want);
                         if want.is_none() {
                             w.insert(f, next);
+                            w.trim();
                             model.kept.push((f, next));
                             if model.kept.len() > capacity {
                                 model.kept.remove(0);

@@ -608,5 +608,6 @@ fn load_ids(
             ids.insert(fp, first + i as u64);
         }
     }
+    ids.trim();
     Ok(ids)
 }

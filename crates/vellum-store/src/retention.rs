@@ -113,41 +113,15 @@ fn newest_received(layout: &Layout, first: u64) -> Result<Option<Timestamp>> {
     Ok(Some(stored.received))
 }
 
-/// Where the pruning announced by the `retention.pruned` event at `index` ends. Another
-/// event under the pruning's id (a client's) is a conflict: the pruning cannot be recorded.
-fn announced_end(w: &Writer, id: &str, first: u64, index: u64) -> Result<u64> {
-    #[derive(Deserialize)]
-    struct Announced {
-        end_index: u64,
-    }
-    let bad = |why: String| {
-        StoreError::corrupt(
-            w.layout.segments_dir(),
-            format!("the pruning event at index {index}: {why}"),
-        )
-    };
-    let stored = StoredEvent::parse(&w.read_stored(index)?).map_err(|e| bad(e.to_string()))?;
-    if (stored.event.category, stored.event.action.as_str())
-        != (Category::Admin, "retention.pruned")
-    {
-        return Err(StoreError::IdConflict {
-            id: id.to_string(),
-            index,
-        });
-    }
-    let details = stored
-        .event
-        .details
-        .ok_or_else(|| bad("no details".into()))?;
-    let announced: Announced =
-        serde_json::from_str(details.get()).map_err(|e| bad(e.to_string()))?;
-    if announced.end_index <= first || announced.end_index > w.seg.first_index {
-        return Err(bad(format!(
-            "a pruning up to index {}, which this log cannot prune",
-            announced.end_index
-        )));
-    }
-    Ok(announced.end_index)
+/// A pruning whose `retention.pruned` event is stored but which is not recorded in
+/// `prunes.log` yet (recording it, or the checkpoint before, failed): the next prune
+/// finishes exactly it, under that event, rather than store a second event for one pruning.
+/// Kept in memory: after a restart the next prune stores an event of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Announced {
+    first_index: u64,
+    end_index: u64,
+    event_index: u64,
 }
 
 pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
@@ -161,11 +135,23 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
     if remove_pruned_files(&layout, log_start)? {
         layout::sync_dir(&layout.segments_dir())?;
     }
+    // The ids of pruned events are forgotten, as after a reopen (the window is rebuilt from
+    // the `.idx` files that remain), those of a pruning an earlier prune recorded too.
+    w.ids.forget_below(log_start);
+    let announced = w.announced_prune.filter(|a| a.first_index == log_start);
     let mut firsts = layout.list_segments()?;
     firsts.retain(|&f| f >= log_start);
     let mut expired = Vec::new();
     for &first in &firsts {
         if first == w.seg.first_index {
+            break;
+        }
+        if let Some(a) = announced {
+            // Announced: expired then, whatever the settings say now.
+            if first < a.end_index {
+                expired.push(first);
+                continue;
+            }
             break;
         }
         match newest_received(&layout, first)? {
@@ -191,47 +177,42 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
             ),
         ));
     }
-    // A pruning is named by where it starts. An attempt that failed after its event was
-    // stored (recording the pruning, removing the files) announced a pruning from here: this
-    // one finishes that one, under that event, rather than store a second event for one
-    // pruning (segments sealed since wait for the next).
-    let id = format!("vellum.prune.{first_index}");
-    let announced = match w.ids.get(&segment::fingerprint(&id)) {
-        Some(index) => Some((index, announced_end(w, &id, first_index, index)?)),
-        None => None,
-    };
-    let end_index = match announced {
-        Some((_, end)) => end,
-        None => firsts
-            .iter()
-            .find(|&&f| f > expired[expired.len() - 1])
-            .copied()
-            .unwrap_or(w.seg.first_index),
-    };
-    expired.retain(|&f| f < end_index);
+    let end_index = firsts
+        .iter()
+        .find(|&&f| f > expired[expired.len() - 1])
+        .copied()
+        .unwrap_or(w.seg.first_index);
     let names: Vec<String> = expired.iter().map(|f| format!("{f:020}.seg")).collect();
-    let cutoff_ts = Timestamp::from_unix_micros(cutoff).unwrap_or(now);
-    let mut event = Event::new(Category::Admin, "retention.pruned", Outcome::Success).with_details(
-        serde_json::json!({
-            "first_index": first_index,
-            "end_index": end_index,
-            "events": end_index - first_index,
-            "segments": names,
-            "cutoff": cutoff_ts.to_string(),
-            "max_age_days": w.options.retention.max_age.as_secs() / 86400,
-        }),
-    );
-    event.id = id
-        .parse()
-        .map_err(|e| StoreError::Internal(format!("the prune event's id {id}: {e}")))?;
     let event_index = match announced {
-        Some((index, _)) => index,
+        Some(a) if a.end_index == end_index => a.event_index,
+        Some(a) => {
+            return Err(StoreError::Internal(format!(
+                "the pruning announced up to index {} cannot be finished: its segments end at {end_index}",
+                a.end_index
+            )));
+        }
         None => {
+            let cutoff_ts = Timestamp::from_unix_micros(cutoff).unwrap_or(now);
+            let event = Event::new(Category::Admin, "retention.pruned", Outcome::Success)
+                .with_details(serde_json::json!({
+                    "first_index": first_index,
+                    "end_index": end_index,
+                    "events": end_index - first_index,
+                    "segments": names,
+                    "cutoff": cutoff_ts.to_string(),
+                    "max_age_days": w.options.retention.max_age.as_secs() / 86400,
+                }));
             let appended = w.commit(&[(&[crate::writer::Prepared::new(&event)], None)])?;
-            appended
+            let event_index = appended
                 .first()
                 .and_then(|a| a.first_index)
-                .ok_or_else(|| StoreError::Internal("the prune event was not stored".into()))?
+                .ok_or_else(|| StoreError::Internal("the prune event was not stored".into()))?;
+            w.announced_prune = Some(Announced {
+                first_index,
+                end_index,
+                event_index,
+            });
+            event_index
         }
     };
     w.issue_checkpoint()?;
@@ -255,11 +236,11 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
         .len();
     record::append_synced(&mut f, len, &json, &path)?;
     layout::sync_dir(layout.root())?;
+    // Recorded: the events are pruned now, whether or not their files go at once.
+    w.announced_prune = None;
+    w.ids.forget_below(end_index);
     remove_pruned_files(&layout, end_index)?;
     layout::sync_dir(&layout.segments_dir())?;
-    // The ids of pruned events are forgotten, as they would be after a reopen (the window
-    // is rebuilt from the `.idx` files that remain).
-    w.ids.forget_below(end_index);
     report.pruned = Some(rec);
     Ok(report)
 }

@@ -428,34 +428,118 @@ pub(crate) fn indexed_offset(idx: &[u8], i: u64) -> Option<u64> {
     Some(u64::from_le_bytes(entry))
 }
 
-/// Reads record `index` of the segment that begins at `first`, through its `.idx` file.
-pub(crate) fn read_indexed(layout: &crate::Layout, first: u64, index: u64) -> Result<Vec<u8>> {
-    let idx_path = layout.segment_index(first);
-    let mut entry = [0u8; IDX_ENTRY];
-    File::open(&idx_path)
-        .and_then(|f| f.read_exact_at(&mut entry, (index - first) * IDX_ENTRY as u64))
-        .ctx(|| format!("reading {} for index {index}", idx_path.display()))?;
-    let path = layout.segment(first);
-    let offset = indexed_offset(&entry, 0).unwrap_or_default();
-    let file = File::open(&path).ctx(|| format!("opening {}", path.display()))?;
-    read_record_at(&file, &path, offset)
+/// A segment's `.idx` entries: in its file, or read into memory.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum IdxEntries<'a> {
+    File(&'a File),
+    Memory(&'a [u8]),
 }
 
-/// Reads the record at `offset`.
+/// A segment and its `.idx` entries, open to read records by index.
+#[derive(Debug)]
+pub(crate) struct Indexed<'a> {
+    pub first: u64,
+    pub idx: IdxEntries<'a>,
+    pub seg: &'a File,
+    pub seg_path: &'a Path,
+}
+
+impl Indexed<'_> {
+    /// Record `index` of the segment, found through its `.idx` entry.
+    pub(crate) fn read(&self, index: u64) -> Result<Vec<u8>> {
+        let missing = || {
+            StoreError::corrupt(
+                self.seg_path,
+                format!("its .idx has no entry for index {index}"),
+            )
+        };
+        let at = index.checked_sub(self.first).ok_or_else(missing)?;
+        let offset = match self.idx {
+            IdxEntries::Memory(entries) => indexed_offset(entries, at).ok_or_else(missing)?,
+            IdxEntries::File(file) => {
+                let mut entry = [0u8; IDX_ENTRY];
+                file.read_exact_at(&mut entry, at * IDX_ENTRY as u64)
+                    .ctx(|| {
+                        format!(
+                            "reading the .idx entry of index {index} ({})",
+                            self.seg_path.display()
+                        )
+                    })?;
+                indexed_offset(&entry, 0).ok_or_else(missing)?
+            }
+        };
+        read_record_at(self.seg, self.seg_path, offset)
+    }
+}
+
+/// A sealed segment (`first..end`) open, its `.idx` in memory: neither ever changes.
+#[derive(Debug)]
+pub(crate) struct SealedFiles {
+    pub first: u64,
+    pub end: u64,
+    idx: Vec<u8>,
+    seg: File,
+    path: PathBuf,
+}
+
+impl SealedFiles {
+    pub(crate) fn open(layout: &crate::Layout, first: u64, end: u64) -> Result<Self> {
+        let (path, idx_path) = (layout.segment(first), layout.segment_index(first));
+        Ok(Self {
+            first,
+            end,
+            idx: std::fs::read(&idx_path).ctx(|| format!("reading {}", idx_path.display()))?,
+            seg: File::open(&path).ctx(|| format!("opening {}", path.display()))?,
+            path,
+        })
+    }
+
+    pub(crate) fn indexed(&self) -> Indexed<'_> {
+        Indexed {
+            first: self.first,
+            idx: IdxEntries::Memory(&self.idx),
+            seg: &self.seg,
+            seg_path: &self.path,
+        }
+    }
+}
+
+/// Bytes read at once for a record whose length is not known yet: most records fit.
+const RECORD_GUESS: usize = 2048;
+
+/// Reads the record at `offset` (usually in one read).
 pub(crate) fn read_record_at(file: &File, path: &Path, offset: u64) -> Result<Vec<u8>> {
-    let mut header = [0u8; record::HEADER_LEN];
-    file.read_exact_at(&mut header, offset)
-        .ctx(|| format!("reading {} at {offset}", path.display()))?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    if len == 0 || len > record::MAX_PAYLOAD {
+    let failed = |source| StoreError::Io {
+        context: format!("reading {} at {offset}", path.display()),
+        source,
+    };
+    let mut buf = vec![0u8; RECORD_GUESS];
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    let len = match buf.get(..got.min(4)) {
+        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize,
+        _ => 0,
+    };
+    if got < record::HEADER_LEN || len == 0 || len > record::MAX_PAYLOAD {
         return Err(StoreError::corrupt(
             path,
             format!("no record at offset {offset}"),
         ));
     }
-    let mut buf = vec![0u8; record::HEADER_LEN + len];
-    file.read_exact_at(&mut buf, offset)
-        .ctx(|| format!("reading {} at {offset}", path.display()))?;
+    let whole = record::HEADER_LEN + len;
+    if whole > got {
+        buf.resize(whole, 0);
+        file.read_exact_at(&mut buf[got..], offset + got as u64)
+            .map_err(failed)?;
+    }
+    buf.truncate(whole);
     match record::decode(&buf, true) {
         Frame::Record(p) => Ok(p.to_vec()),
         Frame::Bad(why) => Err(StoreError::corrupt(

@@ -381,6 +381,10 @@ pub(crate) struct Writer {
     pub tree: TreeWriter,
     pub frontier: Frontier,
     pub ids: IdWindow,
+    /// A pruning whose event is stored and which is not recorded yet (`retention`).
+    pub announced_prune: Option<crate::retention::Announced>,
+    /// The sealed segment last read to compare a re-sent event, kept open.
+    sealed: Option<segment::SealedFiles>,
     pub checkpoints: CheckpointWriter,
     pub checkpointed: u64,
     pub last_checkpoint: Instant,
@@ -406,7 +410,7 @@ pub(crate) struct Writer {
 struct Unsynced {
     /// The sync request that covers it.
     sync: u64,
-    replies: Vec<Reply<Appended>>,
+    replies: Vec<Answer>,
     written: Written,
 }
 
@@ -574,17 +578,27 @@ fn id_of(body: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// Who to answer for one append, and its chain: a failed append breaks it, whatever the
+/// failure, so that the chain's later appends are refused.
+type Answer = (Reply<Appended>, Option<AppendChain>);
+
 /// Answers the appends of one commit: each its own result, or all the same error.
-fn reply_all(replies: Vec<Reply<Appended>>, outcome: Result<Vec<Result<Appended>>>) {
+fn reply_all(replies: Vec<Answer>, outcome: Result<Vec<Result<Appended>>>) {
+    let answer = |(reply, chain): Answer, result: Result<Appended>| {
+        if let (Err(_), Some(chain)) = (&result, chain) {
+            chain.break_off();
+        }
+        let _ = reply.send(result);
+    };
     match outcome {
         Ok(results) => {
-            for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(result);
+            for (to, result) in replies.into_iter().zip(results) {
+                answer(to, result);
             }
         }
         Err(e) => {
-            for reply in replies {
-                let _ = reply.send(Err(e.for_another_caller()));
+            for to in replies {
+                answer(to, Err(e.for_another_caller()));
             }
         }
     }
@@ -625,6 +639,8 @@ impl Writer {
             tree,
             frontier,
             ids,
+            announced_prune: None,
+            sealed: None,
             checkpoints,
             checkpointed,
             last_checkpoint: Instant::now(),
@@ -862,7 +878,7 @@ impl Writer {
         let mut replies = Vec::with_capacity(group.len());
         let mut events = Vec::with_capacity(group.len());
         for (e, reply, chain) in group {
-            replies.push(reply);
+            replies.push((reply, chain.clone()));
             events.push((e, chain));
         }
         let slices: Vec<Group<'_>> = events
@@ -1035,6 +1051,8 @@ impl Writer {
                 results.push(Err(e));
                 continue;
             }
+            // Only now may the oldest ids make room for this append's.
+            self.ids.trim();
             self.stats
                 .duplicates
                 .fetch_add(r.duplicates, Ordering::Relaxed);
@@ -1090,18 +1108,34 @@ impl Writer {
 
     /// The stored bytes of `index`, found through its `.idx` entry: one of a commit waiting
     /// for its sync, one still queued, or one in a `.idx` file.
-    pub(crate) fn read_stored(&self, index: u64) -> Result<Vec<u8>> {
+    fn read_stored(&mut self, index: u64) -> Result<Vec<u8>> {
+        if index < self.seg.first_index {
+            // Re-sent events come in runs: the sealed segment last read stays open.
+            let cached = self
+                .sealed
+                .as_ref()
+                .is_some_and(|s| (s.first..s.end).contains(&index));
+            if !cached {
+                let firsts = self.layout.list_segments()?;
+                let at = firsts.partition_point(|&f| f <= index);
+                let first = at
+                    .checked_sub(1)
+                    .and_then(|i| firsts.get(i))
+                    .copied()
+                    .ok_or_else(|| {
+                        StoreError::Internal(format!("no segment holds index {index}"))
+                    })?;
+                let end = firsts.get(at).copied().unwrap_or(self.seg.first_index);
+                self.sealed = Some(segment::SealedFiles::open(&self.layout, first, end)?);
+            }
+            let sealed = self
+                .sealed
+                .as_ref()
+                .ok_or_else(|| StoreError::Internal("no sealed segment open".into()))?;
+            return sealed.indexed().read(index);
+        }
         let seg = &self.seg;
-        let Some(i) = index.checked_sub(seg.first_index) else {
-            let firsts = self.layout.list_segments()?;
-            let first = firsts
-                .iter()
-                .rev()
-                .find(|&&f| f <= index)
-                .copied()
-                .ok_or_else(|| StoreError::Internal(format!("no segment holds index {index}")))?;
-            return segment::read_indexed(&self.layout, first, index);
-        };
+        let i = index - seg.first_index;
         let in_memory = match self.unsynced.iter().find(|u| {
             (u.written.start_index..u.written.start_index + u.written.events).contains(&index)
         }) {
@@ -1109,7 +1143,15 @@ impl Writer {
             None if i >= seg.idx_written => {
                 segment::indexed_offset(&seg.idx_pending, i - seg.idx_written)
             }
-            None => return segment::read_indexed(&self.layout, seg.first_index, index),
+            None => {
+                return segment::Indexed {
+                    first: seg.first_index,
+                    idx: segment::IdxEntries::File(&seg.idx),
+                    seg: &seg.file,
+                    seg_path: &seg.path,
+                }
+                .read(index);
+            }
         };
         let offset = in_memory
             .ok_or_else(|| StoreError::Internal(format!("no .idx entry for index {index}")))?;

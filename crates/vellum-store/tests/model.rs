@@ -14,10 +14,11 @@
 //! (with and without a legal hold), reads, inclusion and consistency proofs at random
 //! indexes and sizes.
 //!
-//! Known bugs are pinned by the plain tests at the end, not by the property test, so that it
-//! keeps finding new ones: re-sending the id of a pruned event after a reopen, and a
+//! Cases the property test steers around (and says where) are pinned by the plain tests at
+//! the end: re-sending the id of a pruned event, with and without a reopen, and a
 //! long-lived reader (tree levels it looked for too early, segments pruned since it opened
-//! them). The property test steers around exactly those, and says where.
+//! them); so are a refused append and the window, and client events that read like a
+//! pruning.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -724,21 +725,26 @@ proptest! {
     }
 }
 
+/// A store of small segments (a few events each) whose sealed segments have all expired.
+fn pruning_options() -> Options {
+    let mut options = Model::new(1_200).options();
+    options.retention = Retention {
+        max_age: Duration::ZERO,
+        legal_hold: false,
+    };
+    options
+}
+
 /// An id is the idempotency key: re-sending the id of an event that retention pruned must
-/// get the same answer whether or not the store was reopened in between. (Today it is a
-/// duplicate of the pruned index while the store stays open, as the dedupe window still
-/// holds it, and a new event after a reopen, which rebuilds the window from the `.idx`
-/// files retention deleted.)
+/// get the same answer whether or not the store was reopened in between: a new event, as
+/// the window forgets pruned ids when the pruning is recorded, and a reopen rebuilds it
+/// from the `.idx` files that remain.
 #[test]
 fn a_pruned_id_re_sent_gets_the_same_answer_with_or_without_a_reopen() {
     let answer = |reopen: bool| {
         let tmp = scratch();
         let dir = tmp.path().join("data");
-        let mut options = Model::new(1_200).options();
-        options.retention = Retention {
-            max_age: Duration::ZERO,
-            legal_hold: false,
-        };
+        let options = pruning_options();
         let event = |id: &str| {
             let mut ev = Event::new(Category::Admin, "config.changed", Outcome::Success)
                 .with_details(serde_json::json!({ "pad": "x".repeat(300) }));
@@ -772,6 +778,76 @@ fn a_pruned_id_re_sent_gets_the_same_answer_with_or_without_a_reopen() {
         answer(false),
         "re-sending pruned a0 after a reopen, and without one"
     );
+}
+
+/// An append refused for an id conflict takes nothing from the idempotency window: the
+/// oldest ids its own would have pushed out are still remembered.
+#[test]
+fn a_refused_append_leaves_the_window_as_it_was() {
+    let tmp = scratch();
+    let mut options = Model::new(1 << 20).options();
+    options.dedupe_window = 3;
+    let store = Store::open(tmp.path().join("data"), options).unwrap();
+    let event = |id: &str, action: &str| {
+        let mut ev = Event::new(Category::Admin, action, Outcome::Success);
+        ev.id = id.parse().unwrap();
+        ev
+    };
+    store
+        .append(vec![event("a", "x"), event("b", "x"), event("c", "x")])
+        .unwrap();
+    let refused = store.append(vec![event("d", "x"), event("c", "y")]);
+    assert!(
+        matches!(&refused, Err(StoreError::IdConflict { index: 2, .. })),
+        "{refused:?}"
+    );
+    let again = store.append(vec![event("a", "x")]).unwrap();
+    assert_eq!(again.indexes, [(0, true)], "a is still remembered");
+    assert_eq!(store.tree_size(), 3);
+}
+
+/// Retention is steered by the log's files and its own settings only: a client's event
+/// that reads like a pruning (its action, its details, an id a pruning might have) prunes
+/// nothing it names, and blocks nothing.
+#[test]
+fn a_client_event_that_reads_like_a_pruning_steers_nothing() {
+    let tmp = scratch();
+    let dir = tmp.path().join("data");
+    let options = pruning_options();
+    let store = Store::open(&dir, options.clone()).unwrap();
+    let padded = |i: usize| {
+        Event::new(Category::Admin, "config.changed", Outcome::Success)
+            .with_details(serde_json::json!({ "pad": "x".repeat(300 + i) }))
+    };
+    for i in 0..8 {
+        store.append(vec![padded(i)]).unwrap();
+    }
+    for id in ["vellum.prune.0", "prune-0"] {
+        let mut forged = Event::new(Category::Admin, "retention.pruned", Outcome::Success)
+            .with_details(serde_json::json!({ "first_index": 0, "end_index": 1 }));
+        forged.id = id.parse().unwrap();
+        store.append(vec![forged]).unwrap();
+    }
+    let now =
+        Timestamp::from_unix_micros(Timestamp::now().unix_micros() + FUTURE.as_micros() as i128)
+            .unwrap();
+    let pruned = store.prune(now).unwrap().pruned.expect("sealed segments");
+    let firsts: Vec<u64> = LogReader::open(&dir).unwrap().prunes().unwrap()[0]
+        .segments
+        .iter()
+        .map(|s| s.trim_end_matches(".seg").parse().unwrap())
+        .collect();
+    assert_eq!(firsts.first(), Some(&0));
+    assert!(pruned.end_index > 1, "{pruned:?}");
+    drop(store);
+    let reopened = Store::open(&dir, options).unwrap();
+    assert_eq!(
+        LogReader::open(&dir).unwrap().first_index().unwrap(),
+        pruned.end_index
+    );
+    drop(reopened);
+    let report = verify(&dir, &VerifyOptions::default()).unwrap();
+    assert!(report.ok(), "verify: {:#?}", report.problems);
 }
 
 /// A reader opened once and kept (as `vellum serve` keeps one) must prove events appended
@@ -817,11 +893,7 @@ fn a_long_lived_reader_proves_what_was_appended_later() {
 fn a_long_lived_reader_does_not_serve_pruned_events() {
     let tmp = scratch();
     let dir = tmp.path().join("data");
-    let mut options = Model::new(1_200).options();
-    options.retention = Retention {
-        max_age: Duration::ZERO,
-        legal_hold: false,
-    };
+    let options = pruning_options();
     let store = Store::open(&dir, options).unwrap();
     let reader = LogReader::open(&dir).unwrap();
     let event = || {

@@ -20,7 +20,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use vellum_event::{Category, Event, Outcome, StoredEvent};
-use vellum_store::{LogReader, Options, Store, VerifyOptions, verify};
+use vellum_store::{
+    AppendChain, LogReader, Options, Prepared, Store, StoreError, VerifyOptions, verify,
+};
 use vellum_testkit::{fill, mount_tmpfs};
 
 const THREADS: usize = 4;
@@ -263,6 +265,25 @@ fn a_full_disk_fails_a_large_commit_alone_and_appends_go_on_after() {
     let refused = store.append(named("refused", BATCH_EVENTS)).unwrap_err();
     assert!(refused.is_disk_full(), "{refused}");
     assert_eq!(store.poisoned(), None, "a full disk poisoned the writer");
+    assert_eq!(store.tree_size(), BATCH_EVENTS as u64);
+    // In a chain, an append after a refused one is refused too (or fails with it), even
+    // one that would fit: the chain stores a prefix of what it sent.
+    let chain = AppendChain::new();
+    let prepared = |events: Vec<Event>| events.iter().map(Prepared::new).collect::<Vec<_>>();
+    let big = store
+        .append_deferred_in(&chain, prepared(named("chained", BATCH_EVENTS)))
+        .unwrap();
+    let after = store
+        .append_deferred_in(&chain, prepared(named("after", 3)))
+        .unwrap();
+    assert!(big.wait().unwrap_err().is_disk_full());
+    let after = after.wait();
+    assert!(
+        matches!(&after, Err(StoreError::ChainBroken))
+            || after.as_ref().is_err_and(|e| e.is_disk_full()),
+        "{after:?}"
+    );
+    assert!(chain.is_broken());
     assert_eq!(store.tree_size(), BATCH_EVENTS as u64);
 
     std::fs::remove_file(&filler).unwrap();

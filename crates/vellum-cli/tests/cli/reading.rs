@@ -533,7 +533,7 @@ fn another_event_under_a_stored_id_is_refused_and_stops_the_append_there() {
         .expect_code(2)
         .stderr_has(&[
             &format!("id `{}` is already in the log at index 2", first[2].id),
-            "the 1500 events before it were appended (indexes 5..1504), none from it on",
+            "not appended, nor anything after it; the first 1500 events were (indexes 5..1504)",
         ]);
     let stored = log.run(&["export"]);
     stored.ok();
