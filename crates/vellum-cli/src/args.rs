@@ -73,7 +73,8 @@ impl StoreArgs {
 pub(crate) enum Command {
     /// Run the audit server (HTTP API) on this data directory.
     Serve(ServeArgs),
-    /// Append NDJSON events from stdin (all or nothing).
+    /// Append NDJSON events from stdin: every line is checked before any is appended; a
+    /// failure while appending leaves a prefix of the input appended, and says which.
     Append(AppendArgs),
     /// Verify the whole log offline.
     Verify(VerifyArgs),

@@ -192,7 +192,6 @@ fn append_validated(
     let mut appending = Appending::new(&store, batch);
     let total: usize = validated.chunks.iter().map(|(len, _)| len).sum();
     let mut expected = validated.chunks.into_iter();
-    let mut line = 0;
     let second = for_each_chunk(
         &mut input.by_ref().take(total as u64),
         chunk,
@@ -201,7 +200,6 @@ fn append_validated(
         ReadAhead::Yes,
         limits,
         |part, lines_before, crc| {
-            line = lines_before + 1;
             if expected.next() != Some((part.len(), crc)) {
                 bail!("stdin changed while it was being appended");
             }
@@ -217,30 +215,18 @@ fn append_validated(
     match second.and(waited) {
         Ok(()) => Ok(done),
         Err(e) => {
-            // An event the store refused (an id conflict) broke the chain there: what is
-            // stored is everything before it.
-            let refused = e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<StoreError>(),
-                    Some(StoreError::IdConflict { .. } | StoreError::IdRepeated { .. })
-                )
-            });
+            // Whatever failed, the store stored a prefix of the input (the chain refuses
+            // every append after a failed one, and nothing is sent after a failure here).
+            let kept = done.accepted + done.duplicates;
             let what = match (done.first, done.last) {
-                _ if refused && done.accepted == 0 => {
-                    "the batch (--batch) holding a refused event was not appended, nor anything after it; nothing was appended".to_string()
-                }
-                (Some(a), Some(b)) if refused => format!(
-                    "the batch (--batch) holding a refused event was not appended, nor anything after it; the first {} events were (indexes {a}..{b})",
-                    done.accepted
-                ),
-                (Some(a), Some(b)) if a == b => format!(
-                    "the event before line {line} was appended (index {a}), nothing from there on"
-                ),
+                _ if kept == 0 => "nothing of the input was appended".to_string(),
                 (Some(a), Some(b)) => format!(
-                    "the {} events before line {line} were appended (indexes {a}..{b}), nothing from there on",
-                    done.accepted
+                    "the first {kept} events of the input are in the log ({} appended, indexes {a}..{b}, {} already there), none after them",
+                    done.accepted, done.duplicates
                 ),
-                _ => format!("nothing was appended from line {line} on"),
+                _ => format!(
+                    "the first {kept} events of the input were already in the log, none after them was appended"
+                ),
             };
             Err(e.context(what))
         }

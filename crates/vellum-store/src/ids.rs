@@ -38,6 +38,8 @@ pub(crate) struct IdWindow {
     ring: VecDeque<Fingerprint>,
     start: u64,
     capacity: usize,
+    /// What the ring and the table were allocated with: the capacity and some room.
+    allocated: (usize, usize),
 }
 
 /// Room allocated beyond the capacity: the ids of an append not yet known to be stored
@@ -47,9 +49,14 @@ const SLACK: usize = 1 << 16;
 impl IdWindow {
     pub(crate) fn new(capacity: usize) -> Self {
         let room = capacity.min(1 << 20) + SLACK.min(capacity);
+        let (table, ring) = (
+            HashTable::with_capacity(room),
+            VecDeque::with_capacity(room),
+        );
         Self {
-            table: HashTable::with_capacity(room),
-            ring: VecDeque::with_capacity(room),
+            allocated: (ring.capacity(), table.capacity()),
+            table,
+            ring,
             start: 0,
             capacity,
         }
@@ -100,10 +107,21 @@ impl IdWindow {
         self.ring.push_back(fp);
     }
 
-    /// Forgets the oldest ids past the capacity (once an append's ids are there to stay).
+    /// Forgets the oldest ids past the capacity (once a commit's ids are there to stay),
+    /// and gives back what an append larger than the room grew the window by, so that its
+    /// memory stays bounded.
     pub(crate) fn trim(&mut self) {
         while self.ring.len() > self.capacity {
             self.evict_oldest();
+        }
+        let (ring_room, table_room) = self.allocated;
+        if self.ring.capacity() > ring_room {
+            self.ring.shrink_to(ring_room);
+        }
+        if self.table.capacity() > table_room {
+            let (ring, start) = (&self.ring, self.start);
+            self.table
+                .shrink_to(table_room, |&i| slot(ring, start, i).map_or(0, hash));
         }
     }
 
@@ -168,6 +186,27 @@ mod tests {
         w.forget_below(8);
         assert_eq!(w.get(&fp(7)), None);
         assert_eq!(w.get(&fp(8)), Some(8));
+    }
+
+    #[test]
+    fn an_append_larger_than_the_room_gives_its_memory_back() {
+        let mut w = IdWindow::new(10);
+        let allocated = w.allocated;
+        let fp_of = |i: u64| {
+            let mut f = [0u8; 16];
+            f[..8].copy_from_slice(&(i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+            f
+        };
+        for i in 0..1000 {
+            w.insert(fp_of(i), i);
+        }
+        assert!(w.ring.capacity() > allocated.0, "the append grew it");
+        w.trim();
+        assert!(w.ring.capacity() <= allocated.0 && w.table.capacity() <= allocated.1);
+        assert_eq!(w.get(&fp_of(989)), None);
+        for i in 990..1000 {
+            assert_eq!(w.get(&fp_of(i)), Some(i));
+        }
     }
 
     /// What the window must answer: the last `capacity` inserted, minus what was forgotten.

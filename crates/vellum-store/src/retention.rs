@@ -131,6 +131,7 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
     // First finish what `prunes.log` already records: a torn record left by a failed append
     // is no pruning, and the files of a recorded pruning whose removal failed are removed
     // now, so that they are never pruned (recorded) twice.
+    w.close_sealed();
     let log_start = recover_prunes(&layout)?;
     if remove_pruned_files(&layout, log_start)? {
         layout::sync_dir(&layout.segments_dir())?;
@@ -235,10 +236,10 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
         .ctx(|| format!("reading {}", path.display()))?
         .len();
     record::append_synced(&mut f, len, &json, &path)?;
-    layout::sync_dir(layout.root())?;
     // Recorded: the events are pruned now, whether or not their files go at once.
     w.announced_prune = None;
     w.ids.forget_below(end_index);
+    layout::sync_dir(layout.root())?;
     remove_pruned_files(&layout, end_index)?;
     layout::sync_dir(&layout.segments_dir())?;
     report.pruned = Some(rec);

@@ -536,8 +536,17 @@ pub(crate) fn read_record_at(file: &File, path: &Path, offset: u64) -> Result<Ve
     let whole = record::HEADER_LEN + len;
     if whole > got {
         buf.resize(whole, 0);
-        file.read_exact_at(&mut buf[got..], offset + got as u64)
-            .map_err(failed)?;
+        match file.read_exact_at(&mut buf[got..], offset + got as u64) {
+            Ok(()) => {}
+            // The file ends inside the record: cut short, as a cut header is.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(StoreError::corrupt(
+                    path,
+                    format!("the record at offset {offset} is cut short by the end of the file"),
+                ));
+            }
+            Err(e) => return Err(failed(e)),
+        }
     }
     buf.truncate(whole);
     match record::decode(&buf, true) {

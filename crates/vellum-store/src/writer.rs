@@ -1051,8 +1051,6 @@ impl Writer {
                 results.push(Err(e));
                 continue;
             }
-            // Only now may the oldest ids make room for this append's.
-            self.ids.trim();
             self.stats
                 .duplicates
                 .fetch_add(r.duplicates, Ordering::Relaxed);
@@ -1070,22 +1068,32 @@ impl Writer {
             (start_index, received),
             pipelined,
         ) {
-            Ok((leaves, later)) => Ok(Written {
-                results,
-                start_index,
-                events,
-                bytes: total as u64,
-                leaves,
-                idx,
-                pipelined,
-                staged: later.is_some(),
-                later,
-            }),
+            Ok((leaves, later)) => {
+                // Written: only now may the oldest ids make room for the commit's.
+                self.ids.trim();
+                Ok(Written {
+                    results,
+                    start_index,
+                    events,
+                    bytes: total as u64,
+                    leaves,
+                    idx,
+                    pipelined,
+                    staged: later.is_some(),
+                    later,
+                })
+            }
             Err(e) => {
                 self.ids.forget_from(start_index);
                 Err(e)
             }
         }
+    }
+
+    /// Closes the sealed segment kept open for comparisons (retention is about to remove
+    /// segments: an open one would keep its space).
+    pub(crate) fn close_sealed(&mut self) {
+        self.sealed = None;
     }
 
     /// Whether the stored event at `index`, of an earlier commit, holds `body`'s members:

@@ -806,6 +806,36 @@ fn a_refused_append_leaves_the_window_as_it_was() {
     assert_eq!(store.tree_size(), 3);
 }
 
+/// A prune gives back the space of every segment it removes, also of one the writer read
+/// to compare a re-sent event with (and kept open for the next).
+#[test]
+fn a_pruned_segment_read_for_a_re_sent_event_is_not_kept_open() {
+    let tmp = scratch();
+    let dir = tmp.path().join("data");
+    let store = Store::open(&dir, pruning_options()).unwrap();
+    let events: Vec<Event> = (0..8)
+        .map(|i| {
+            Event::new(Category::Admin, "config.changed", Outcome::Success)
+                .with_details(serde_json::json!({ "pad": "x".repeat(300 + i) }))
+        })
+        .collect();
+    for e in &events {
+        store.append(vec![e.clone()]).unwrap();
+    }
+    assert_eq!(store.append(vec![events[0].clone()]).unwrap().duplicates, 1);
+    let now =
+        Timestamp::from_unix_micros(Timestamp::now().unix_micros() + FUTURE.as_micros() as i128)
+            .unwrap();
+    store.prune(now).unwrap().pruned.expect("sealed segments");
+    let held: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.display().to_string())
+        .filter(|p| p.starts_with(&dir.display().to_string()) && p.ends_with("(deleted)"))
+        .collect();
+    assert!(held.is_empty(), "removed files still open: {held:?}");
+}
+
 /// Retention is steered by the log's files and its own settings only: a client's event
 /// that reads like a pruning (its action, its details, an id a pruning might have) prunes
 /// nothing it names, and blocks nothing.

@@ -247,6 +247,8 @@ fn a_full_disk_fails_a_large_commit_alone_and_appends_go_on_after() {
         create: true,
         origin: Some("vellum/disk-full-test".into()),
         checkpoint_interval: Duration::from_secs(3600),
+        // Exactly the first batch: a failed commit must not push any of it out.
+        dedupe_window: BATCH_EVENTS,
         ..Options::default()
     };
     let store = Store::open(&dir, options.clone()).unwrap();
@@ -287,6 +289,12 @@ fn a_full_disk_fails_a_large_commit_alone_and_appends_go_on_after() {
     assert_eq!(store.tree_size(), BATCH_EVENTS as u64);
 
     std::fs::remove_file(&filler).unwrap();
+    let resent = store.append(vec![first[0].clone()]).unwrap();
+    assert_eq!(
+        resent.indexes,
+        [(0, true)],
+        "the window lost an id to a failed commit"
+    );
     let again = named("again", BATCH_EVENTS);
     keep(&again, store.append(again.clone()).unwrap());
     let small = named("small", 3);

@@ -344,6 +344,42 @@ fn an_invalid_origin_makes_nothing() {
     assert!(!log.data.exists(), "{} was made", log.data.display());
 }
 
+/// A disk that fills during a bulk append: what is stored is a prefix of the input, and
+/// the error says how long, so that a resumed load starts where it should.
+#[test]
+fn a_disk_full_during_a_bulk_append_leaves_a_prefix_and_says_how_long() {
+    let log = Log::empty();
+    let small = log.outside("small");
+    let _mount = vellum_testkit::mount_tmpfs(&small, "6m");
+    let data = small.join("data");
+    let input = events(0, 12_000, 800);
+    let run = log.run_in(&data, &["append", "--batch", "500"], &ndjson(&input));
+    run.expect_code(2).stderr_has(&["No space left"]);
+    let kept: usize = run
+        .stderr
+        .split("the first ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no prefix named: {}", run.stderr));
+    assert!(kept > 0 && kept < input.len(), "{}", run.stderr);
+    let stored = log.run_in(&data, &["export"], b"");
+    stored.ok();
+    let ids: Vec<String> = stored
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+        .collect();
+    let sent: Vec<String> = input[..kept]
+        .iter()
+        .map(|e| serde_json::Value::String(e.id.clone()).to_string())
+        .collect();
+    assert_eq!(
+        ids, sent,
+        "the log holds exactly the first {kept} events of the input"
+    );
+}
+
 /// The events are durable before the summary is printed; when stdout cannot take it (a
 /// full disk), the append still succeeds and stderr says what was appended, so nobody
 /// retries and stores them twice.

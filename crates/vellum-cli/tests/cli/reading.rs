@@ -533,7 +533,7 @@ fn another_event_under_a_stored_id_is_refused_and_stops_the_append_there() {
         .expect_code(2)
         .stderr_has(&[
             &format!("id `{}` is already in the log at index 2", first[2].id),
-            "not appended, nor anything after it; the first 1500 events were (indexes 5..1504)",
+            "the first 1500 events of the input are in the log (1500 appended, indexes 5..1504, 0 already there), none after them",
         ]);
     let stored = log.run(&["export"]);
     stored.ok();
@@ -546,7 +546,7 @@ fn another_event_under_a_stored_id_is_refused_and_stops_the_append_there() {
         .expect_code(2)
         .stderr_has(&[
             "is given to two events with other content",
-            "nothing was appended",
+            "nothing of the input was appended",
         ]);
     log.verify().ok();
 }
