@@ -929,7 +929,9 @@ mod tests {
         let msg = format!("{err:#}");
         assert!(msg.contains("stdin changed"), "{msg}");
         assert!(
-            msg.contains("the 20 events before line 21 were appended (indexes 0..19)"),
+            msg.contains(
+                "the first 20 events of the input are in the log (20 appended, indexes 0..19"
+            ),
             "{msg}"
         );
         let want: Vec<String> = (0..20).map(|i| format!("e-{i:03}")).collect();
