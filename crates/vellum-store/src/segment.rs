@@ -445,8 +445,19 @@ pub(crate) struct Indexed<'a> {
 }
 
 impl Indexed<'_> {
-    /// Record `index` of the segment, found through its `.idx` entry.
-    pub(crate) fn read(&self, index: u64) -> Result<Vec<u8>> {
+    /// Record `index` of the segment, through `window`; `limit` is where its records end.
+    pub(crate) fn read_through(
+        &self,
+        window: &mut ReadWindow,
+        index: u64,
+        limit: u64,
+    ) -> Result<Vec<u8>> {
+        let offset = self.offset_of(index)?;
+        window.record((self.first, self.seg, self.seg_path), offset, limit)
+    }
+
+    /// The offset of record `index`, from its `.idx` entry.
+    pub(crate) fn offset_of(&self, index: u64) -> Result<u64> {
         let missing = || {
             StoreError::corrupt(
                 self.seg_path,
@@ -468,7 +479,61 @@ impl Indexed<'_> {
                 indexed_offset(&entry, 0).ok_or_else(missing)?
             }
         };
-        read_record_at(self.seg, self.seg_path, offset)
+        Ok(offset)
+    }
+}
+
+/// Bytes of a segment read ahead for [`ReadWindow`].
+const WINDOW_BYTES: usize = 1 << 20;
+
+/// A stretch of a segment's records read at once, so that records read in index order
+/// (a retried bulk load's duplicates) cost one read a MiB, not one each. Only bytes that
+/// never change again are kept: a sealed segment's, or an active one's below its end.
+#[derive(Debug, Default)]
+pub(crate) struct ReadWindow {
+    /// The segment (its first index) and the offset the bytes start at.
+    at: Option<(u64, u64)>,
+    bytes: Vec<u8>,
+}
+
+impl ReadWindow {
+    /// The record at `offset` of segment `first`, reading ahead from it when the window
+    /// does not hold it; at most `limit` (the end of the written records) is read.
+    pub(crate) fn record(
+        &mut self,
+        (first, file, path): (u64, &File, &Path),
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<u8>> {
+        if let Some(record) = self.holds(first, offset) {
+            return Ok(record);
+        }
+        let want = usize::try_from(limit.saturating_sub(offset))
+            .unwrap_or(WINDOW_BYTES)
+            .min(WINDOW_BYTES);
+        self.at = None;
+        self.bytes.resize(want, 0);
+        let got = read_up_to(file, &mut self.bytes, offset)
+            .ctx(|| format!("reading {} at {offset}", path.display()))?;
+        self.bytes.truncate(got);
+        self.at = Some((first, offset));
+        // A record longer than the window is read alone.
+        match self.holds(first, offset) {
+            Some(record) => Ok(record),
+            None => read_record_at(file, path, offset),
+        }
+    }
+
+    fn holds(&self, first: u64, offset: u64) -> Option<Vec<u8>> {
+        let (seg, start) = self.at?;
+        let from = usize::try_from(offset.checked_sub(start)?).ok()?;
+        if seg != first {
+            return None;
+        }
+        match record::decode(self.bytes.get(from..)?, false) {
+            Frame::Record(payload) => Some(payload.to_vec()),
+            _ => None,
+        }
     }
 }
 
@@ -504,6 +569,20 @@ impl SealedFiles {
     }
 }
 
+/// Fills `buf` from `offset`, or as much of it as the file holds; returns how much.
+fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
 /// Bytes read at once for a record whose length is not known yet: most records fit.
 const RECORD_GUESS: usize = 2048;
 
@@ -514,15 +593,7 @@ pub(crate) fn read_record_at(file: &File, path: &Path, offset: u64) -> Result<Ve
         source,
     };
     let mut buf = vec![0u8; RECORD_GUESS];
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read_at(&mut buf[got..], offset + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(failed(e)),
-        }
-    }
+    let got = read_up_to(file, &mut buf, offset).map_err(failed)?;
     let len = match buf.get(..got.min(4)) {
         Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize,
         _ => 0,

@@ -385,6 +385,8 @@ pub(crate) struct Writer {
     pub announced_prune: Option<crate::retention::Announced>,
     /// The sealed segment last read to compare a re-sent event, kept open.
     sealed: Option<segment::SealedFiles>,
+    /// Records read ahead for those comparisons.
+    window: segment::ReadWindow,
     pub checkpoints: CheckpointWriter,
     pub checkpointed: u64,
     pub last_checkpoint: Instant,
@@ -641,6 +643,7 @@ impl Writer {
             ids,
             announced_prune: None,
             sealed: None,
+            window: segment::ReadWindow::default(),
             checkpoints,
             checkpointed,
             last_checkpoint: Instant::now(),
@@ -1094,6 +1097,7 @@ impl Writer {
     /// segments: an open one would keep its space).
     pub(crate) fn close_sealed(&mut self) {
         self.sealed = None;
+        self.window = segment::ReadWindow::default();
     }
 
     /// Whether the stored event at `index`, of an earlier commit, holds `body`'s members:
@@ -1140,30 +1144,31 @@ impl Writer {
                 .sealed
                 .as_ref()
                 .ok_or_else(|| StoreError::Internal("no sealed segment open".into()))?;
-            return sealed.indexed().read(index);
+            return sealed
+                .indexed()
+                .read_through(&mut self.window, index, u64::MAX);
         }
         let seg = &self.seg;
         let i = index - seg.first_index;
-        let in_memory = match self.unsynced.iter().find(|u| {
+        let indexed = segment::Indexed {
+            first: seg.first_index,
+            idx: segment::IdxEntries::File(&seg.idx),
+            seg: &seg.file,
+            seg_path: &seg.path,
+        };
+        let offset = match self.unsynced.iter().find(|u| {
             (u.written.start_index..u.written.start_index + u.written.events).contains(&index)
         }) {
             Some(u) => segment::indexed_offset(&u.written.idx, index - u.written.start_index),
             None if i >= seg.idx_written => {
                 segment::indexed_offset(&seg.idx_pending, i - seg.idx_written)
             }
-            None => {
-                return segment::Indexed {
-                    first: seg.first_index,
-                    idx: segment::IdxEntries::File(&seg.idx),
-                    seg: &seg.file,
-                    seg_path: &seg.path,
-                }
-                .read(index);
-            }
-        };
-        let offset = in_memory
-            .ok_or_else(|| StoreError::Internal(format!("no .idx entry for index {index}")))?;
-        segment::read_record_at(&seg.file, &seg.path, offset)
+            None => Some(indexed.offset_of(index)?),
+        }
+        .ok_or_else(|| StoreError::Internal(format!("no .idx entry for index {index}")))?;
+        // Below the end of the written records nothing changes again.
+        self.window
+            .record((seg.first_index, &seg.file, &seg.path), offset, seg.pos())
     }
 
     /// Lays the commit out where it will be written (in a new segment if this one is full),
