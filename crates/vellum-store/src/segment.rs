@@ -428,123 +428,121 @@ pub(crate) fn indexed_offset(idx: &[u8], i: u64) -> Option<u64> {
     Some(u64::from_le_bytes(entry))
 }
 
-/// A segment's `.idx` entries: in its file, or read into memory.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum IdxEntries<'a> {
-    File(&'a File),
-    Memory(&'a [u8]),
-}
-
-/// A segment and its `.idx` entries, open to read records by index.
-#[derive(Debug)]
-pub(crate) struct Indexed<'a> {
-    pub first: u64,
-    pub idx: IdxEntries<'a>,
-    pub seg: &'a File,
-    pub seg_path: &'a Path,
-}
-
-impl Indexed<'_> {
-    /// Record `index` of the segment, through `window`; `limit` is where its records end.
-    pub(crate) fn read_through(
-        &self,
-        window: &mut ReadWindow,
-        index: u64,
-        limit: u64,
-    ) -> Result<Vec<u8>> {
-        let offset = self.offset_of(index)?;
-        window.record((self.first, self.seg, self.seg_path), offset, limit)
-    }
-
-    /// The offset of record `index`, from its `.idx` entry.
-    pub(crate) fn offset_of(&self, index: u64) -> Result<u64> {
-        let missing = || {
-            StoreError::corrupt(
-                self.seg_path,
-                format!("its .idx has no entry for index {index}"),
-            )
-        };
-        let at = index.checked_sub(self.first).ok_or_else(missing)?;
-        let offset = match self.idx {
-            IdxEntries::Memory(entries) => indexed_offset(entries, at).ok_or_else(missing)?,
-            IdxEntries::File(file) => {
-                let mut entry = [0u8; IDX_ENTRY];
-                file.read_exact_at(&mut entry, at * IDX_ENTRY as u64)
-                    .ctx(|| {
-                        format!(
-                            "reading the .idx entry of index {index} ({})",
-                            self.seg_path.display()
-                        )
-                    })?;
-                indexed_offset(&entry, 0).ok_or_else(missing)?
-            }
-        };
-        Ok(offset)
-    }
-}
-
-/// Bytes of a segment read ahead for [`ReadWindow`].
+/// Bytes of a file read ahead by a [`ReadWindow`] when reads go in order.
 const WINDOW_BYTES: usize = 1 << 20;
 
-/// A stretch of a segment's records read at once, so that records read in index order
-/// (a retried bulk load's duplicates) cost one read a MiB, not one each. Only bytes that
-/// never change again are kept: a sealed segment's, or an active one's below its end.
+/// How far past the window a read may start and still count as in order.
+const IN_ORDER_SLACK: u64 = 64 << 10;
+
+/// A stretch of a file read at once, so that reads in order (a retried bulk load's
+/// duplicates, in index order) cost one read a MiB, not one each; reads out of order cost
+/// one small read each, as alone. Only bytes that never change again are kept: a sealed
+/// segment's (or its `.idx`'s), an active one's below the end of its written records.
 #[derive(Debug, Default)]
 pub(crate) struct ReadWindow {
-    /// The segment (its first index) and the offset the bytes start at.
+    /// The file (a segment's first index) and the offset the bytes start at.
     at: Option<(u64, u64)>,
+    /// Allocated (and zeroed) once; `len` of it read.
     bytes: Vec<u8>,
+    len: usize,
 }
 
 impl ReadWindow {
-    /// The record at `offset` of segment `first`, reading ahead from it when the window
-    /// does not hold it; at most `limit` (the end of the written records) is read.
+    /// The bytes of file `key` from `offset` to the end of the window, if it holds them.
+    fn from(&self, key: u64, offset: u64) -> Option<&[u8]> {
+        let (at_key, start) = self.at?;
+        let from = usize::try_from(offset.checked_sub(start)?).ok()?;
+        if at_key != key {
+            return None;
+        }
+        self.bytes.get(from..self.len)
+    }
+
+    /// Reads from `offset` (at least `small` bytes, or a MiB when reads go in order), never
+    /// past `limit`. On failure the window is empty.
+    fn fill(&mut self, (key, file): (u64, &File), offset: u64, small: usize, limit: u64) -> bool {
+        let in_order = self.at.is_some_and(|(at_key, start)| {
+            at_key == key && offset >= start && offset <= start + self.len as u64 + IN_ORDER_SLACK
+        });
+        let ahead = if in_order { WINDOW_BYTES } else { small };
+        let want = usize::try_from(limit.saturating_sub(offset))
+            .unwrap_or(ahead)
+            .min(ahead);
+        if self.bytes.len() < want {
+            self.bytes.resize(want, 0);
+        }
+        self.at = None;
+        let Some(buf) = self.bytes.get_mut(..want) else {
+            return false;
+        };
+        match read_up_to(file, buf, offset) {
+            Ok(got) => {
+                self.len = got;
+                self.at = Some((key, offset));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The record at `offset` of segment `first`, whose written records end at `limit`.
+    /// A record the window cannot hold, or a read that fails, is read alone (and its
+    /// error is the record's own).
     pub(crate) fn record(
         &mut self,
         (first, file, path): (u64, &File, &Path),
         offset: u64,
         limit: u64,
     ) -> Result<Vec<u8>> {
-        if let Some(record) = self.holds(first, offset) {
-            return Ok(record);
-        }
-        let want = usize::try_from(limit.saturating_sub(offset))
-            .unwrap_or(WINDOW_BYTES)
-            .min(WINDOW_BYTES);
-        self.at = None;
-        self.bytes.resize(want, 0);
-        let got = read_up_to(file, &mut self.bytes, offset)
-            .ctx(|| format!("reading {} at {offset}", path.display()))?;
-        self.bytes.truncate(got);
-        self.at = Some((first, offset));
-        // A record longer than the window is read alone.
-        match self.holds(first, offset) {
-            Some(record) => Ok(record),
-            None => read_record_at(file, path, offset),
-        }
-    }
-
-    fn holds(&self, first: u64, offset: u64) -> Option<Vec<u8>> {
-        let (seg, start) = self.at?;
-        let from = usize::try_from(offset.checked_sub(start)?).ok()?;
-        if seg != first {
-            return None;
-        }
-        match record::decode(self.bytes.get(from..)?, false) {
+        let decoded = |w: &Self| match record::decode(w.from(first, offset)?, false) {
             Frame::Record(payload) => Some(payload.to_vec()),
             _ => None,
+        };
+        if let Some(record) = decoded(self) {
+            return Ok(record);
         }
+        if self.fill((first, file), offset, RECORD_GUESS, limit)
+            && let Some(record) = decoded(self)
+        {
+            return Ok(record);
+        }
+        read_record_at(file, path, offset)
+    }
+
+    /// The offset `.idx` entry `at` of segment `first` gives, from the `.idx` file whose
+    /// entries end at `limit` bytes.
+    pub(crate) fn idx_entry(
+        &mut self,
+        (first, idx, seg_path): (u64, &File, &Path),
+        at: u64,
+        limit: u64,
+    ) -> Result<u64> {
+        let offset = at * IDX_ENTRY as u64;
+        let entry = |w: &Self| indexed_offset(w.from(first, offset)?, 0);
+        if let Some(found) = entry(self) {
+            return Ok(found);
+        }
+        if self.fill((first, idx), offset, IDX_ENTRY, limit)
+            && let Some(found) = entry(self)
+        {
+            return Ok(found);
+        }
+        let mut bytes = [0u8; IDX_ENTRY];
+        idx.read_exact_at(&mut bytes, offset)
+            .ctx(|| format!("reading the .idx entry {at} of {}", seg_path.display()))?;
+        indexed_offset(&bytes, 0)
+            .ok_or_else(|| StoreError::corrupt(seg_path, format!("its .idx has no entry {at}")))
     }
 }
 
-/// A sealed segment (`first..end`) open, its `.idx` in memory: neither ever changes.
+/// A sealed segment (`first..end`) and its `.idx`, open: neither ever changes.
 #[derive(Debug)]
 pub(crate) struct SealedFiles {
     pub first: u64,
     pub end: u64,
-    idx: Vec<u8>,
-    seg: File,
-    path: PathBuf,
+    pub idx: File,
+    pub seg: File,
+    pub path: PathBuf,
 }
 
 impl SealedFiles {
@@ -553,19 +551,10 @@ impl SealedFiles {
         Ok(Self {
             first,
             end,
-            idx: std::fs::read(&idx_path).ctx(|| format!("reading {}", idx_path.display()))?,
+            idx: File::open(&idx_path).ctx(|| format!("opening {}", idx_path.display()))?,
             seg: File::open(&path).ctx(|| format!("opening {}", path.display()))?,
             path,
         })
-    }
-
-    pub(crate) fn indexed(&self) -> Indexed<'_> {
-        Indexed {
-            first: self.first,
-            idx: IdxEntries::Memory(&self.idx),
-            seg: &self.seg,
-            seg_path: &self.path,
-        }
     }
 }
 

@@ -383,10 +383,12 @@ pub(crate) struct Writer {
     pub ids: IdWindow,
     /// A pruning whose event is stored and which is not recorded yet (`retention`).
     pub announced_prune: Option<crate::retention::Announced>,
-    /// The sealed segment last read to compare a re-sent event, kept open.
-    sealed: Option<segment::SealedFiles>,
-    /// Records read ahead for those comparisons.
+    /// The sealed segments last read to compare re-sent events, kept open, the most
+    /// recent first.
+    sealed: Vec<segment::SealedFiles>,
+    /// Records, and `.idx` entries, read ahead for those comparisons.
     window: segment::ReadWindow,
+    idx_window: segment::ReadWindow,
     pub checkpoints: CheckpointWriter,
     pub checkpointed: u64,
     pub last_checkpoint: Instant,
@@ -606,6 +608,9 @@ fn reply_all(replies: Vec<Answer>, outcome: Result<Vec<Result<Appended>>>) {
     }
 }
 
+/// Sealed segments kept open to compare re-sent events with.
+const SEALED_OPEN: usize = 8;
+
 /// Most events gathered into one commit.
 const MAX_GROUP_EVENTS: usize = 1 << 16;
 
@@ -642,8 +647,9 @@ impl Writer {
             frontier,
             ids,
             announced_prune: None,
-            sealed: None,
+            sealed: Vec::new(),
             window: segment::ReadWindow::default(),
+            idx_window: segment::ReadWindow::default(),
             checkpoints,
             checkpointed,
             last_checkpoint: Instant::now(),
@@ -1096,8 +1102,9 @@ impl Writer {
     /// Closes the sealed segment kept open for comparisons (retention is about to remove
     /// segments: an open one would keep its space).
     pub(crate) fn close_sealed(&mut self) {
-        self.sealed = None;
+        self.sealed.clear();
         self.window = segment::ReadWindow::default();
+        self.idx_window = segment::ReadWindow::default();
     }
 
     /// Whether the stored event at `index`, of an earlier commit, holds `body`'s members:
@@ -1122,40 +1129,50 @@ impl Writer {
     /// for its sync, one still queued, or one in a `.idx` file.
     fn read_stored(&mut self, index: u64) -> Result<Vec<u8>> {
         if index < self.seg.first_index {
-            // Re-sent events come in runs: the sealed segment last read stays open.
-            let cached = self
+            // Re-sent events come in runs, in order or not: the sealed segments last read
+            // stay open, the most recent first.
+            let at = match self
                 .sealed
-                .as_ref()
-                .is_some_and(|s| (s.first..s.end).contains(&index));
-            if !cached {
-                let firsts = self.layout.list_segments()?;
-                let at = firsts.partition_point(|&f| f <= index);
-                let first = at
-                    .checked_sub(1)
-                    .and_then(|i| firsts.get(i))
-                    .copied()
-                    .ok_or_else(|| {
-                        StoreError::Internal(format!("no segment holds index {index}"))
-                    })?;
-                let end = firsts.get(at).copied().unwrap_or(self.seg.first_index);
-                self.sealed = Some(segment::SealedFiles::open(&self.layout, first, end)?);
+                .iter()
+                .position(|s| (s.first..s.end).contains(&index))
+            {
+                Some(at) => at,
+                None => {
+                    let firsts = self.layout.list_segments()?;
+                    let after = firsts.partition_point(|&f| f <= index);
+                    let first = after
+                        .checked_sub(1)
+                        .and_then(|i| firsts.get(i))
+                        .copied()
+                        .ok_or_else(|| {
+                            StoreError::Internal(format!("no segment holds index {index}"))
+                        })?;
+                    let end = firsts.get(after).copied().unwrap_or(self.seg.first_index);
+                    let files = segment::SealedFiles::open(&self.layout, first, end)?;
+                    self.sealed.truncate(SEALED_OPEN - 1);
+                    self.sealed.insert(0, files);
+                    0
+                }
+            };
+            if at > 0 {
+                let files = self.sealed.remove(at);
+                self.sealed.insert(0, files);
             }
-            let sealed = self
+            let files = self
                 .sealed
-                .as_ref()
+                .first()
                 .ok_or_else(|| StoreError::Internal("no sealed segment open".into()))?;
-            return sealed
-                .indexed()
-                .read_through(&mut self.window, index, u64::MAX);
+            let offset = self.idx_window.idx_entry(
+                (files.first, &files.idx, &files.path),
+                index - files.first,
+                u64::MAX,
+            )?;
+            return self
+                .window
+                .record((files.first, &files.seg, &files.path), offset, u64::MAX);
         }
         let seg = &self.seg;
         let i = index - seg.first_index;
-        let indexed = segment::Indexed {
-            first: seg.first_index,
-            idx: segment::IdxEntries::File(&seg.idx),
-            seg: &seg.file,
-            seg_path: &seg.path,
-        };
         let offset = match self.unsynced.iter().find(|u| {
             (u.written.start_index..u.written.start_index + u.written.events).contains(&index)
         }) {
@@ -1163,7 +1180,12 @@ impl Writer {
             None if i >= seg.idx_written => {
                 segment::indexed_offset(&seg.idx_pending, i - seg.idx_written)
             }
-            None => Some(indexed.offset_of(index)?),
+            // The entries written to the `.idx` file do not change again.
+            None => Some(self.idx_window.idx_entry(
+                (seg.first_index, &seg.idx, &seg.path),
+                i,
+                seg.idx_written * segment::IDX_ENTRY as u64,
+            )?),
         }
         .ok_or_else(|| StoreError::Internal(format!("no .idx entry for index {index}")))?;
         // Below the end of the written records nothing changes again.

@@ -311,6 +311,79 @@ fn a_full_disk_fails_a_large_commit_alone_and_appends_go_on_after() {
     assert_log_holds(&dir, &acked, total);
 }
 
+/// Re-sent events are compared with what is stored wherever it is (sealed segments, the
+/// active one, large commits written direct, after a reopen), in any order, through the
+/// writer's read window: each comes back as the duplicate of its index, and another event
+/// under its id is refused at that index.
+#[test]
+fn re_sends_in_any_order_find_their_stored_event() {
+    // Sizes vary; every 997th event is larger than the read window.
+    let sized = |n: usize| {
+        let pad = if n % 997 == 500 {
+            1_200_000
+        } else {
+            (n * 37) % 3000
+        };
+        let mut e = Event::new(Category::ApiRequest, "chat.completions", Outcome::Success)
+            .with_details(serde_json::json!({ "n": n, "pad": "x".repeat(pad) }));
+        e.id = format!("ev-{n}").parse().unwrap();
+        e
+    };
+    let mut lcg = 7u64;
+    let mut pick = move |below: usize| {
+        lcg = lcg
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((lcg >> 33) % below as u64) as usize
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let options = Options {
+        create: true,
+        origin: Some("vellum/re-send-test".into()),
+        segment_max_bytes: 3 << 20,
+        checkpoint_interval: Duration::from_millis(50),
+        ..Options::default()
+    };
+    let mut stored: Vec<u64> = Vec::new();
+    for _reopen in 0..2 {
+        let store = Store::open(&dir, options.clone()).unwrap();
+        for _ in 0..3 {
+            let start = stored.len();
+            let big = store
+                .append_deferred((start..start + BATCH_EVENTS).map(sized).collect())
+                .unwrap();
+            let a = big.wait().unwrap();
+            stored.extend(a.indexes.iter().map(|&(i, _)| i));
+            for _ in 0..5 {
+                let a = store.append(vec![sized(stored.len())]).unwrap();
+                stored.push(a.indexes[0].0);
+            }
+            let recent: Vec<usize> = (stored.len().saturating_sub(3000)..stored.len()).collect();
+            let backwards: Vec<usize> = recent.iter().rev().copied().collect();
+            let anywhere: Vec<usize> = (0..500).map(|_| pick(stored.len())).collect();
+            for order in [recent, backwards, anywhere] {
+                let again = store
+                    .append(order.iter().map(|&n| sized(n)).collect())
+                    .unwrap();
+                assert_eq!(again.accepted, 0);
+                for (&n, &(index, duplicate)) in order.iter().zip(&again.indexes) {
+                    assert_eq!((index, duplicate), (stored[n], true), "event {n}");
+                }
+                for _ in 0..10 {
+                    let n = order[pick(order.len())];
+                    let mut other = sized(n);
+                    other.action = "embeddings".into();
+                    match store.append(vec![other]) {
+                        Err(StoreError::IdConflict { index, .. }) => assert_eq!(index, stored[n]),
+                        r => panic!("event {n}: {r:?}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// An idle writer zeroes space ahead of the records and makes it durable, so that the next
 /// small commits after a pause write and sync only their own bytes; the log stays intact.
 #[test]
