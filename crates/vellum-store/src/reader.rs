@@ -214,17 +214,13 @@ impl LogReader {
                 },
             });
         };
-        let mut off = [0u8; 8];
-        off.copy_from_slice(&entry[..8]);
         let path = self.layout.segment(first);
-        let payload = segment::read_record_at(&files.0, &path, u64::from_le_bytes(off))?;
-        if vellum_event::StoredEvent::index_of(&payload) != Some(index) {
-            return Err(StoreError::corrupt(
-                &path,
-                format!("the record for index {index} claims another index"),
-            ));
-        }
-        Ok(payload)
+        let offset = segment::indexed_offset(&entry, 0).unwrap_or_default();
+        segment::claiming(
+            segment::read_record_at(&files.0, &path, offset)?,
+            index,
+            &path,
+        )
     }
 
     /// Calls `f(index, stored bytes)` for every event in `[from, to)` still stored (a `to`

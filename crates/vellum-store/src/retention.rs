@@ -178,20 +178,17 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
             ),
         ));
     }
-    let end_index = firsts
-        .iter()
-        .find(|&&f| f > expired[expired.len() - 1])
-        .copied()
-        .unwrap_or(w.seg.first_index);
+    let end_index = match announced {
+        Some(a) => a.end_index,
+        None => firsts
+            .iter()
+            .find(|&&f| f > expired[expired.len() - 1])
+            .copied()
+            .unwrap_or(w.seg.first_index),
+    };
     let names: Vec<String> = expired.iter().map(|f| format!("{f:020}.seg")).collect();
     let event_index = match announced {
-        Some(a) if a.end_index == end_index => a.event_index,
-        Some(a) => {
-            return Err(StoreError::Internal(format!(
-                "the pruning announced up to index {} cannot be finished: its segments end at {end_index}",
-                a.end_index
-            )));
-        }
+        Some(a) => a.event_index,
         None => {
             let cutoff_ts = Timestamp::from_unix_micros(cutoff).unwrap_or(now);
             let event = Event::new(Category::Admin, "retention.pruned", Outcome::Success)

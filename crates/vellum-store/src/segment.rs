@@ -558,6 +558,18 @@ impl SealedFiles {
     }
 }
 
+/// `payload`, read as the record of `index` (through an `.idx` entry) from `path`, if it
+/// claims that index.
+pub(crate) fn claiming(payload: Vec<u8>, index: u64, path: &Path) -> Result<Vec<u8>> {
+    if vellum_event::StoredEvent::index_of(&payload) != Some(index) {
+        return Err(StoreError::corrupt(
+            path,
+            format!("the record for index {index} claims another index"),
+        ));
+    }
+    Ok(payload)
+}
+
 /// Fills `buf` from `offset`, or as much of it as the file holds; returns how much.
 fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut got = 0;

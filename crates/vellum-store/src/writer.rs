@@ -1110,17 +1110,15 @@ impl Writer {
     /// Whether the stored event at `index`, of an earlier commit, holds `body`'s members:
     /// a re-sent event, not another one under the same id.
     fn same_as_stored(&mut self, index: u64, body: &[u8]) -> Result<bool> {
-        // A direct write handed to the sync thread may not be in the file yet.
-        if self.unsynced.iter().any(|u| u.written.staged) {
+        // A direct write handed to the sync thread may not be in the file yet (every other
+        // write is made at once): wait for the one holding `index`.
+        let holds = |u: &Unsynced| {
+            (u.written.start_index..u.written.start_index + u.written.events).contains(&index)
+        };
+        if self.unsynced.iter().any(|u| u.written.staged && holds(u)) {
             self.drain_healthy()?;
         }
         let stored = self.read_stored(index)?;
-        if vellum_event::StoredEvent::index_of(&stored) != Some(index) {
-            return Err(StoreError::corrupt(
-                &self.seg.path,
-                format!("the record for index {index} claims another index"),
-            ));
-        }
         Ok(vellum_event::StoredEvent::members_of(&stored)
             .is_some_and(|stored| vellum_event::same_event(stored, members(body))))
     }
@@ -1167,9 +1165,10 @@ impl Writer {
                 index - files.first,
                 u64::MAX,
             )?;
-            return self
-                .window
-                .record((files.first, &files.seg, &files.path), offset, u64::MAX);
+            let payload =
+                self.window
+                    .record((files.first, &files.seg, &files.path), offset, u64::MAX)?;
+            return segment::claiming(payload, index, &files.path);
         }
         let seg = &self.seg;
         let i = index - seg.first_index;
@@ -1189,8 +1188,10 @@ impl Writer {
         }
         .ok_or_else(|| StoreError::Internal(format!("no .idx entry for index {index}")))?;
         // Below the end of the written records nothing changes again.
-        self.window
-            .record((seg.first_index, &seg.file, &seg.path), offset, seg.pos())
+        let payload =
+            self.window
+                .record((seg.first_index, &seg.file, &seg.path), offset, seg.pos())?;
+        segment::claiming(payload, index, &seg.path)
     }
 
     /// Lays the commit out where it will be written (in a new segment if this one is full),

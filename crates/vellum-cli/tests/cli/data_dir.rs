@@ -298,23 +298,27 @@ fn damage_in_a_sealed_segment_past_the_checkpoint_is_refused() {
     log.verify().fails_at(400, &seg_name(PER_APPEND));
 }
 
+/// `vellum --data DATA --origin ORIGIN append` of `evs`, without the test log's own flags.
+fn append_with_origin(log: &Log, origin: &str, evs: &[super::util::Ev]) -> super::util::Run {
+    super::util::vellum_from(
+        &[
+            "--data".as_ref(),
+            log.data.as_os_str(),
+            "--origin".as_ref(),
+            origin.as_ref(),
+            "append".as_ref(),
+        ],
+        &ndjson(evs),
+        super::util::Stdin::Pipe,
+    )
+}
+
 /// `--origin` names a new log; on an existing one with another origin it is ignored, and
 /// says so rather than silently.
 #[test]
 fn origin_of_an_existing_log_is_not_changed_and_says_so() {
     let log = Log::small(3);
-    let data = log.data.to_str().unwrap();
-    let run = super::util::vellum_from(
-        &[
-            "--data".as_ref(),
-            data.as_ref(),
-            "--origin".as_ref(),
-            "another/name".as_ref(),
-            "append".as_ref(),
-        ],
-        &ndjson(&events(7, 1, 0)),
-        super::util::Stdin::Pipe,
-    );
+    let run = append_with_origin(&log, "another/name", &events(7, 1, 0));
     run.ok()
         .stderr_has(&["--origin another/name is ignored", "test/log"]);
     // The usual flags name the log's own origin: nothing to say.
@@ -327,18 +331,7 @@ fn origin_of_an_existing_log_is_not_changed_and_says_so() {
 #[test]
 fn an_invalid_origin_makes_nothing() {
     let log = Log::empty();
-    let data = log.data.to_str().unwrap();
-    let run = super::util::vellum_from(
-        &[
-            "--data".as_ref(),
-            data.as_ref(),
-            "--origin".as_ref(),
-            "bad origin".as_ref(),
-            "append".as_ref(),
-        ],
-        &ndjson(&events(1, 1, 0)),
-        super::util::Stdin::Pipe,
-    );
+    let run = append_with_origin(&log, "bad origin", &events(1, 1, 0));
     run.expect_code(2)
         .stderr_has(&["origin `bad origin`", "white space"]);
     assert!(!log.data.exists(), "{} was made", log.data.display());
