@@ -97,11 +97,32 @@ impl crate::Event {
 /// [`StoredEvent::members_of`]) are one event sent twice: equal but for their `time`, which
 /// a sender fills in anew when it builds a retry (and the parser fills in for an event that
 /// has none).
+///
+/// Every member but `details` is canonical, so equal events are equal bytes, which is the
+/// quick answer. `details` is kept as sent, so a retry whose serializer orders its keys or
+/// spaces it otherwise differs in bytes: when the bytes differ, both are compared as JSON
+/// values (objects as maps, at every depth), so such a retry is the same event.
 pub fn same_event(a: &[u8], b: &[u8]) -> bool {
-    match (split_time(a), split_time(b)) {
+    let equal_bytes = match (split_time(a), split_time(b)) {
         (Some(a), Some(b)) => a == b,
         _ => a == b,
-    }
+    };
+    equal_bytes || same_as_json(a, b)
+}
+
+/// `a` and `b` as JSON objects, each without its `time`, are equal. Reached only when the
+/// bytes differ: a conflict (refused whatever this answers) or a reordered `details`.
+fn same_as_json(a: &[u8], b: &[u8]) -> bool {
+    let object = |members: &[u8]| {
+        let mut text = Vec::with_capacity(members.len() + 1);
+        text.push(b'{');
+        text.extend_from_slice(members);
+        let mut map =
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&text).ok()?;
+        map.remove("time");
+        Some(map)
+    };
+    matches!((object(a), object(b)), (Some(a), Some(b)) if a == b)
 }
 
 /// Canonical members without their `time`: what is before it and what is after it. The
@@ -231,6 +252,32 @@ mod tests {
         assert!(same_event(&m(&quoted), &m(&quoted)));
         assert!(!same_event(&m(&quoted), &m(&quoted_other)));
         assert!(!same_event(&m(&ev), &m(&quoted)));
+    }
+
+    #[test]
+    fn details_are_compared_as_json_values_not_as_bytes() {
+        let with = |details: &str| {
+            let text = format!(
+                r#"{{"id":"r-1","category":"data_access","action":"read","outcome":"success","details":{details}}}"#
+            );
+            let ev = Event::parse(text.as_bytes(), &crate::Limits::default()).unwrap();
+            ev.canonical_body()[1..].to_vec()
+        };
+        let sent = with(r#"{"model":"m","tokens":{"in":3,"out":[1,2]}}"#);
+        for same in [
+            r#"{"tokens":{"out":[1,2],"in":3},"model":"m"}"#,
+            r#"{ "model" : "m", "tokens" : { "in" : 3, "out" : [ 1, 2 ] } }"#,
+        ] {
+            assert!(same_event(&sent, &with(same)), "{same}");
+        }
+        for other in [
+            r#"{"model":"m","tokens":{"in":3,"out":[2,1]}}"#,
+            r#"{"model":"m","tokens":{"in":3.5,"out":[1,2]}}"#,
+            r#"{"model":"m","tokens":{"in":3,"out":[1,2]},"extra":null}"#,
+            r#"{"model":"m"}"#,
+        ] {
+            assert!(!same_event(&sent, &with(other)), "{other}");
+        }
     }
 
     #[test]

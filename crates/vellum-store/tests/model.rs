@@ -806,6 +806,40 @@ fn a_refused_append_leaves_the_window_as_it_was() {
     assert_eq!(store.tree_size(), 3);
 }
 
+/// A retry whose serializer wrote `details` with its keys in another order, or spaced
+/// otherwise, is the same event: reported as a duplicate, not refused, not stored again.
+/// A change inside `details` is still a conflict.
+#[test]
+fn a_re_send_with_details_written_otherwise_is_a_duplicate() {
+    let tmp = scratch();
+    let store = Store::open(tmp.path().join("data"), Model::new(1 << 20).options()).unwrap();
+    let sent = |details: &str| {
+        let text = format!(
+            r#"{{"id":"req-7","category":"api_request","action":"chat.completions","outcome":"success","details":{details}}}"#
+        );
+        vec![Event::parse(text.as_bytes(), &vellum_event::Limits::default()).unwrap()]
+    };
+    store
+        .append(sent(
+            r#"{"model":"demo","usage":{"prompt":12,"completion":30}}"#,
+        ))
+        .unwrap();
+    let again = store
+        .append(sent(
+            r#"{ "usage": {"completion": 30, "prompt": 12}, "model": "demo" }"#,
+        ))
+        .unwrap();
+    assert_eq!((again.indexes, again.duplicates), (vec![(0, true)], 1));
+    let other = store.append(sent(
+        r#"{"model":"demo","usage":{"prompt":12,"completion":31}}"#,
+    ));
+    assert!(
+        matches!(&other, Err(StoreError::IdConflict { index: 0, .. })),
+        "{other:?}"
+    );
+    assert_eq!(store.tree_size(), 1);
+}
+
 /// A prune gives back the space of every segment it removes, also of one the writer read
 /// to compare a re-sent event with (and kept open for the next).
 #[test]
