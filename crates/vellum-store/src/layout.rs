@@ -12,6 +12,8 @@ pub(crate) const LOCK: &str = "LOCK";
 pub(crate) const SIGNING_KEY: &str = "signing.key";
 pub(crate) const CHECKPOINTS: &str = "checkpoints.log";
 pub(crate) const PRUNES: &str = "prunes.log";
+/// The pruning a prune announced and has not recorded yet (`retention`).
+pub(crate) const PRUNE_PENDING: &str = "prune-pending.json";
 pub(crate) const KEYS: &str = "keys.json";
 pub(crate) const SEGMENTS: &str = "segments";
 pub(crate) const TREE: &str = "tree";

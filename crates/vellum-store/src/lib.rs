@@ -16,6 +16,7 @@
 //! tree/level-LL.hashes complete-subtree hashes of level LL (see `tree`)
 //! checkpoints.log      every signed checkpoint, framed
 //! prunes.log           every retention pruning, framed JSON
+//! prune-pending.json   a pruning announced and not yet recorded (see `retention`)
 //! keys.json            API keys: ids, roles, hashes of secrets (never the secrets)
 //! recovered/           copies of the bytes recovery cut after the last intact record
 //! ```

@@ -2,9 +2,9 @@
 //!
 //! Whole sealed segments whose newest event was received before `now - max_age` are
 //! deleted, oldest first, never the active segment, never while a legal hold is set. Each
-//! pruning is first appended to the log itself as an `admin` / `retention.pruned` event and
-//! covered by a checkpoint, then recorded in `prunes.log` (framed JSON records), then the
-//! files are removed. The tree files keep every node, so proofs and old checkpoints stay
+//! pruning is first announced in `prune-pending.json`, then appended to the log itself as an
+//! `admin` / `retention.pruned` event and covered by a checkpoint, then recorded in
+//! `prunes.log` (framed JSON records), then the announcement and the files are removed. The tree files keep every node, so proofs and old checkpoints stay
 //! checkable for pruned indexes too.
 
 use std::fs::OpenOptions;
@@ -113,15 +113,61 @@ fn newest_received(layout: &Layout, first: u64) -> Result<Option<Timestamp>> {
     Ok(Some(stored.received))
 }
 
-/// A pruning whose `retention.pruned` event is stored but which is not recorded in
-/// `prunes.log` yet (recording it, or the checkpoint before, failed): the next prune
-/// finishes exactly it, under that event, rather than store a second event for one pruning.
-/// Kept in memory: after a restart the next prune stores an event of its own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Announced {
+/// A pruning whose `retention.pruned` event is (about to be) stored and which is not
+/// recorded in `prunes.log` yet, kept in `prune-pending.json` until it is. Written before
+/// the event, with the index the event is to take, so that whatever stops the prune after
+/// that (a crash, a failed checkpoint, a full disk for the record) the next prune, in this
+/// process or after a restart, finishes exactly this pruning under that event rather than
+/// store a second event for it. Only the store writes the file, so nothing a client can
+/// append steers retention: an event merely reading like a pruning decides nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Announced {
     first_index: u64,
     end_index: u64,
     event_index: u64,
+}
+
+/// The announced pruning still to be finished, if any: the one `prune-pending.json` names,
+/// if the log holds its event at the index it names and `prunes.log` does not record it yet.
+/// One that did not come true (its event was never stored, or `prunes.log` records it
+/// already) is removed.
+fn announced(w: &mut Writer, log_start: u64) -> Result<Option<Announced>> {
+    let path = w.layout.file(layout::PRUNE_PENDING);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).ctx(|| format!("reading {}", path.display())),
+    };
+    let a: Announced = serde_json::from_slice(&bytes)
+        .map_err(|e| StoreError::corrupt(&path, format!("not an announced pruning: {e}")))?;
+    let stored = a.first_index == log_start
+        && a.first_index < a.end_index
+        && a.end_index <= a.event_index
+        && a.event_index < w.settled_size()
+        && StoredEvent::parse(&w.read_stored(a.event_index)?)
+            .is_ok_and(|s| announces(&s.event, a.first_index, a.end_index));
+    if stored {
+        return Ok(Some(a));
+    }
+    std::fs::remove_file(&path).ctx(|| format!("removing {}", path.display()))?;
+    Ok(None)
+}
+
+/// Whether `event` is the `retention.pruned` event of the pruning of `[first, end)`.
+fn announces(event: &Event, first: u64, end: u64) -> bool {
+    #[derive(Deserialize)]
+    struct Range {
+        first_index: u64,
+        end_index: u64,
+    }
+    event.category == Category::Admin
+        && event.action == "retention.pruned"
+        && event
+            .details
+            .as_ref()
+            .and_then(|d| serde_json::from_str::<Range>(d.get()).ok())
+            .is_some_and(|r| (r.first_index, r.end_index) == (first, end))
 }
 
 pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
@@ -139,7 +185,7 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
     // The ids of pruned events are forgotten, as after a reopen (the window is rebuilt from
     // the `.idx` files that remain), those of a pruning an earlier prune recorded too.
     w.ids.forget_below(log_start);
-    let announced = w.announced_prune.filter(|a| a.first_index == log_start);
+    let announced = announced(w, log_start)?;
     let mut firsts = layout.list_segments()?;
     firsts.retain(|&f| f >= log_start);
     let mut expired = Vec::new();
@@ -200,17 +246,22 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
                     "cutoff": cutoff_ts.to_string(),
                     "max_age_days": w.options.retention.max_age.as_secs() / 86400,
                 }));
-            let appended = w.commit(&[(&[crate::writer::Prepared::new(&event)], None)])?;
-            let event_index = appended
-                .first()
-                .and_then(|a| a.first_index)
-                .ok_or_else(|| StoreError::Internal("the prune event was not stored".into()))?;
-            w.announced_prune = Some(Announced {
+            // Announced before the event is stored, under the index it is to take: if the
+            // commit fails, nothing is stored at that index that announces this pruning,
+            // and the next prune drops the file.
+            let pending = Announced {
                 first_index,
                 end_index,
-                event_index,
-            });
-            event_index
+                event_index: w.settled_size(),
+            };
+            let json = serde_json::to_vec(&pending)
+                .map_err(|e| StoreError::Internal(format!("an announced pruning: {e}")))?;
+            layout::write_atomic(&layout.file(layout::PRUNE_PENDING), &json, 0o644)?;
+            let appended = w.commit(&[(&[crate::writer::Prepared::new(&event)], None)])?;
+            appended
+                .first()
+                .and_then(|a| a.first_index)
+                .ok_or_else(|| StoreError::Internal("the prune event was not stored".into()))?
         }
     };
     w.issue_checkpoint()?;
@@ -233,9 +284,12 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
         .ctx(|| format!("reading {}", path.display()))?
         .len();
     record::append_synced(&mut f, len, &json, &path)?;
-    // Recorded: the events are pruned now, whether or not their files go at once.
-    w.announced_prune = None;
+    // Recorded: the events are pruned now, whether or not their files go at once. The
+    // announcement is done with; one left by a crash here names a recorded pruning, and the
+    // next prune drops it.
     w.ids.forget_below(end_index);
+    let pending = layout.file(layout::PRUNE_PENDING);
+    std::fs::remove_file(&pending).ctx(|| format!("removing {}", pending.display()))?;
     layout::sync_dir(layout.root())?;
     remove_pruned_files(&layout, end_index)?;
     layout::sync_dir(&layout.segments_dir())?;

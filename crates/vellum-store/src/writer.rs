@@ -381,8 +381,6 @@ pub(crate) struct Writer {
     pub tree: TreeWriter,
     pub frontier: Frontier,
     pub ids: IdWindow,
-    /// A pruning whose event is stored and which is not recorded yet (`retention`).
-    pub announced_prune: Option<crate::retention::Announced>,
     /// The sealed segments last read to compare re-sent events, kept open, the most
     /// recent first.
     sealed: Vec<segment::SealedFiles>,
@@ -646,7 +644,6 @@ impl Writer {
             tree,
             frontier,
             ids,
-            announced_prune: None,
             sealed: Vec::new(),
             window: segment::ReadWindow::default(),
             idx_window: segment::ReadWindow::default(),
@@ -795,6 +792,13 @@ impl Writer {
                 self.spare.push(buf);
             }
         }
+    }
+
+    /// The index the next event will take, once every commit written is durable (or
+    /// failed): what retention announces its event under.
+    pub(crate) fn settled_size(&mut self) -> u64 {
+        self.drain();
+        self.frontier.size().0
     }
 
     /// [`Writer::drain`], then fails if a sync failed (now or before).
@@ -1125,7 +1129,7 @@ impl Writer {
 
     /// The stored bytes of `index`, found through its `.idx` entry: one of a commit waiting
     /// for its sync, one still queued, or one in a `.idx` file.
-    fn read_stored(&mut self, index: u64) -> Result<Vec<u8>> {
+    pub(crate) fn read_stored(&mut self, index: u64) -> Result<Vec<u8>> {
         if index < self.seg.first_index {
             // Re-sent events come in runs, in order or not: the sealed segments last read
             // stay open, the most recent first.

@@ -3,9 +3,9 @@
 //!
 //! - `a_full_disk_while_recording_a_prune_leaves_no_torn_record`: `prunes.log` fills its
 //!   file system in the middle of a record (a short write, then `ENOSPC`). The pruning
-//!   fails; the file must be cut back to its previous length, and the next pruning in the
-//!   same process must be recorded after the last good record, so that the log opens and
-//!   verifies. `prunes.log` is a symlink onto a 16 KiB tmpfs (needs root, like the other
+//!   fails; the file must be cut back to its previous length, and the next pruning, in the
+//!   same process or after a reopen, must be recorded after the last good record, under
+//!   the event the failed one stored, so that the log opens and verifies. `prunes.log` is a symlink onto a 16 KiB tmpfs (needs root, like the other
 //!   disk-full tests; `.ci/run` runs as root).
 //! - `a_prune_whose_files_could_not_be_removed_is_finished_first`: the record is durable,
 //!   then removing a file is refused (`chattr +i`, needs root). The next pruning, in the
@@ -104,6 +104,12 @@ fn check_log(dir: &Path, expected: &[PruneRecord], ctx: &str) {
 
 #[test]
 fn a_full_disk_while_recording_a_prune_leaves_no_torn_record() {
+    for then in [Then::PruneAgain, Then::Reopen] {
+        full_disk_while_recording(then);
+    }
+}
+
+fn full_disk_while_recording(then: Then) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let small = tmp.path().join("small");
@@ -139,17 +145,34 @@ fn a_full_disk_while_recording_a_prune_leaves_no_torn_record() {
     assert_eq!(store.tree_size(), size + 1);
 
     // Room again: the next pruning follows the first record; it is the one the failed
-    // attempt announced, under that attempt's event, not a second one.
+    // attempt announced, under that attempt's event, not a second one, also after a
+    // restart.
     std::fs::remove_file(small.join("filler")).unwrap();
+    let store = match then {
+        Then::PruneAgain => store,
+        Then::Reopen => {
+            drop(store);
+            Store::open(&dir, options()).unwrap()
+        }
+    };
     let second = store
         .prune(later())
         .unwrap()
         .pruned
         .expect("sealed segments");
-    assert_eq!(second.first_index, first.end_index);
-    assert_eq!((second.event_index, store.tree_size()), (size, size + 1));
+    assert_eq!(second.first_index, first.end_index, "{then:?}");
+    assert_eq!(
+        (second.event_index, store.tree_size()),
+        (size, size + 1),
+        "{then:?}"
+    );
+    assert!(!dir.join("prune-pending.json").exists(), "{then:?}");
     drop(store);
-    check_log(&dir, &[first, second], "after a full disk");
+    check_log(
+        &dir,
+        &[first, second],
+        &format!("after a full disk, {then:?}"),
+    );
 }
 
 /// A file made immutable (`chattr +i`) until dropped, so that removing it is refused.
@@ -237,5 +260,63 @@ fn a_prune_whose_files_could_not_be_removed_is_finished_first() {
             drop(store);
             check_log(&dir, &[recorded[0].clone(), second], &ctx);
         }
+    }
+}
+
+/// `prune-pending.json` announces a pruning only together with its event at the index it
+/// names: one whose event was never stored (the commit failed after the file was written),
+/// or whose index holds another event, is dropped, and the prune decides afresh. A file that
+/// is not an announcement at all is a clear error, and nothing is pruned.
+#[test]
+fn an_announcement_without_its_event_is_dropped() {
+    /// What the file holds, made from the tree size; whether the prune goes on.
+    type Pending = fn(u64) -> String;
+    let cases: [(&str, Pending, bool); 3] = [
+        (
+            "its event was never stored",
+            |size| format!(r#"{{"first_index":0,"end_index":1,"event_index":{size}}}"#),
+            true,
+        ),
+        (
+            "another event is at its index",
+            |size| {
+                format!(
+                    r#"{{"first_index":0,"end_index":1,"event_index":{}}}"#,
+                    size - 1
+                )
+            },
+            true,
+        ),
+        (
+            "not an announcement",
+            |_| "{\"first_index\":".to_string(),
+            false,
+        ),
+    ];
+    for (what, pending, prunes) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let store = Store::open(&dir, options()).unwrap();
+        append(&store, 4);
+        let size = store.tree_size();
+        let file = dir.join("prune-pending.json");
+        std::fs::write(&file, pending(size)).unwrap();
+        let report = store.prune(later());
+        if !prunes {
+            let e = report.unwrap_err();
+            assert!(e.to_string().contains("prune-pending.json"), "{what}: {e}");
+            assert_eq!(store.tree_size(), size, "{what}: nothing stored");
+            assert_eq!(segment_firsts(&dir)[0], 0, "{what}: nothing pruned");
+            continue;
+        }
+        let pruned = report.unwrap().pruned.expect("sealed segments");
+        assert_eq!(
+            (pruned.first_index, pruned.end_index, pruned.event_index),
+            (0, 3, size),
+            "{what}: every expired segment, under an event of its own"
+        );
+        assert!(!file.exists(), "{what}");
+        drop(store);
+        check_log(&dir, &[pruned], what);
     }
 }
