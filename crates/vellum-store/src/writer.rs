@@ -1005,9 +1005,10 @@ impl Writer {
                 last_index: None,
                 tree_size: 0,
             };
-            // Where this append began, to take it back alone if one of its ids conflicts.
+            // Where this append began, to take it back alone if one of its ids conflicts
+            // or its stored event cannot be read to compare.
             let undo = (next, offsets.len(), total, idx.len());
-            let mut conflict = None;
+            let mut refused = None;
             for ev in events.iter() {
                 let fp = ev.fingerprint;
                 if let Some(existing) = self.ids.get(&fp) {
@@ -1017,13 +1018,17 @@ impl Writer {
                         Some(k) => accepted.get(k as usize).is_some_and(|a| {
                             vellum_event::same_event(members(&a.body), members(&ev.body))
                         }),
-                        None => self.same_as_stored(existing, &ev.body).inspect_err(|_| {
-                            self.ids.forget_from(start_index);
-                        })?,
+                        None => match self.same_as_stored(existing, &ev.body) {
+                            Ok(same) => same,
+                            Err(e) => {
+                                refused = Some(e);
+                                break;
+                            }
+                        },
                     };
                     if !same {
                         let id = id_of(&ev.body);
-                        conflict = Some(if existing >= undo.0 {
+                        refused = Some(if existing >= undo.0 {
                             StoreError::IdRepeated { id }
                         } else {
                             StoreError::IdConflict {
@@ -1050,7 +1055,7 @@ impl Writer {
                 r.accepted += 1;
                 next += 1;
             }
-            if let Some(e) = conflict {
+            if let Some(e) = refused {
                 let (at, records, bytes, idx_len) = undo;
                 self.ids.forget_from(at);
                 next = at;

@@ -840,6 +840,50 @@ fn a_re_send_with_details_written_otherwise_is_a_duplicate() {
     assert_eq!(store.tree_size(), 1);
 }
 
+/// A re-sent event whose stored event cannot be read to compare (its record damaged on
+/// disk) refuses its own append, with the damage, and only it: the appends committed with
+/// it are stored and acknowledged.
+#[test]
+fn a_re_send_of_a_damaged_event_refuses_only_its_own_append() {
+    use std::os::unix::fs::FileExt;
+    let tmp = scratch();
+    let dir = tmp.path().join("data");
+    let store = Store::open(&dir, Model::new(1 << 20).options()).unwrap();
+    let fresh = || Event::new(Category::ApiRequest, "chat.completions", Outcome::Success);
+    let mut damaged = Event::new(Category::Admin, "config.changed", Outcome::Success);
+    damaged.id = "to-be-damaged".parse().unwrap();
+    store.append(vec![damaged.clone()]).unwrap();
+    let segment = dir.join("segments").join(format!("{:020}.seg", 0));
+    let bytes = std::fs::read(&segment).unwrap();
+    let at = bytes
+        .windows(14)
+        .position(|w| w == b"config.changed")
+        .unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    file.write_all_at(b"C", at as u64).unwrap();
+
+    // A large append keeps the writer busy, so the three after it are gathered into one
+    // commit (and the test holds whether or not they are).
+    let busy = store
+        .append_deferred((0..20_000).map(|_| fresh()).collect())
+        .unwrap();
+    let before = store.append_deferred(vec![fresh()]).unwrap();
+    let resent = store.append_deferred(vec![damaged]).unwrap();
+    let after = store.append_deferred(vec![fresh()]).unwrap();
+    assert_eq!(busy.wait().unwrap().accepted, 20_000);
+    assert_eq!(before.wait().unwrap().accepted, 1);
+    let refused = resent.wait();
+    assert!(
+        matches!(&refused, Err(StoreError::Corrupt { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(after.wait().unwrap().accepted, 1);
+    assert_eq!(store.tree_size(), 20_003);
+}
+
 /// A prune gives back the space of every segment it removes, also of one the writer read
 /// to compare a re-sent event with (and kept open for the next).
 #[test]
