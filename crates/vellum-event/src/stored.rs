@@ -110,19 +110,85 @@ pub fn same_event(a: &[u8], b: &[u8]) -> bool {
     equal_bytes || same_as_json(a, b)
 }
 
-/// `a` and `b` as JSON objects, each without its `time`, are equal. Reached only when the
-/// bytes differ: a conflict (refused whatever this answers) or a reordered `details`.
+/// `a` and `b`, as JSON objects without their `time`, are one value written with members
+/// in other orders. Reached only when the bytes differ: a conflict (refused whatever this
+/// answers) or a reordered `details`.
 fn same_as_json(a: &[u8], b: &[u8]) -> bool {
-    let object = |members: &[u8]| {
-        let mut text = Vec::with_capacity(members.len() + 1);
-        text.push(b'{');
-        text.extend_from_slice(members);
-        let mut map =
-            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&text).ok()?;
-        map.remove("time");
-        Some(map)
-    };
-    matches!((object(a), object(b)), (Some(a), Some(b)) if a == b)
+    let braced = |members: &[u8]| [b"{".as_slice(), members].concat();
+    let (a, b) = (braced(a), braced(b));
+    matches!((object(&a), object(&b)), (Some(a), Some(b)) if a == b)
+}
+
+/// The members of the object `text`, but its `time`.
+fn object(text: &[u8]) -> Option<std::collections::BTreeMap<String, Shape<'_>>> {
+    match shape(std::str::from_utf8(text).ok()?)? {
+        Shape::Object(mut members) => {
+            members.remove("time");
+            Some(members)
+        }
+        _ => None,
+    }
+}
+
+/// A JSON value as written, but for the order of its objects' members: a scalar keeps its
+/// text (a number its literal, a string its escapes), so two shapes are equal only when
+/// one value is the other with members reordered. Never through `f64`, which would take
+/// `0.1` and `0.10000000000000000001`, or two integers past 2^64, for one number.
+#[derive(PartialEq, Eq)]
+enum Shape<'a> {
+    Object(std::collections::BTreeMap<String, Shape<'a>>),
+    Array(Vec<Shape<'a>>),
+    Literal(&'a str),
+}
+
+/// `text`'s shape, or `None` if an object in it names a member twice (which of the two
+/// counts is up to the reader, so nothing is the same as it).
+fn shape(text: &str) -> Option<Shape<'_>> {
+    match text.as_bytes().first()? {
+        b'{' => {
+            let mut members = std::collections::BTreeMap::new();
+            for (key, value) in serde_json::from_str::<Members<'_>>(text).ok()?.0 {
+                if members.insert(key, shape(value.get())?).is_some() {
+                    return None;
+                }
+            }
+            Some(Shape::Object(members))
+        }
+        b'[' => serde_json::from_str::<Vec<&serde_json::value::RawValue>>(text)
+            .ok()?
+            .into_iter()
+            .map(|v| shape(v.get()))
+            .collect::<Option<Vec<_>>>()
+            .map(Shape::Array),
+        _ => Some(Shape::Literal(text)),
+    }
+}
+
+/// An object's members in the order written, each value as its text (a map would fold a
+/// repeated key into one).
+struct Members<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct InOrder;
+        impl<'de> serde::de::Visitor<'de> for InOrder {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Members<'de>, M::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(InOrder)
+    }
 }
 
 /// Canonical members without their `time`: what is before it and what is after it. The
@@ -278,6 +344,32 @@ mod tests {
         ] {
             assert!(!same_event(&sent, &with(other)), "{other}");
         }
+        // Values that only differ past what an `f64` holds, and repeated keys, are other
+        // events, never a reordering.
+        let members = |details: &str| format!(r#""id":"r-1","time":"t","details":{details}}}"#);
+        for (one, other) in [
+            (
+                r#"{"n":18446744073709551616}"#,
+                r#"{"n":18446744073709551617}"#,
+            ),
+            (r#"{"n":0.1}"#, r#"{"n":0.10000000000000000001}"#),
+            (r#"{"n":-0.0}"#, r#"{"n":0.0}"#),
+            (r#"{"n":1.0}"#, r#"{"n":1}"#),
+            (r#"{"s":"A"}"#, r#"{"s":"\u0041"}"#),
+            (
+                r#"{"role":"user","role":"admin"}"#,
+                r#"{"role":"guest","role":"admin"}"#,
+            ),
+            (r#"{"role":"admin","role":"admin"}"#, r#"{"role":"admin"}"#),
+        ] {
+            let (a, b) = (members(one), members(other));
+            assert!(!same_event(a.as_bytes(), b.as_bytes()), "{one} {other}");
+        }
+        let (a, b) = (
+            members(r#"{"a":[{"x":1,"y":2}],"b":2}"#),
+            members(r#"{"b":2,"a":[{"y":2,"x":1}]}"#),
+        );
+        assert!(same_event(a.as_bytes(), b.as_bytes()));
     }
 
     #[test]

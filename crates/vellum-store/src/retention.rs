@@ -118,20 +118,22 @@ fn newest_received(layout: &Layout, first: u64) -> Result<Option<Timestamp>> {
 /// the event, with the index the event is to take, so that whatever stops the prune after
 /// that (a crash, a failed checkpoint, a full disk for the record) the next prune, in this
 /// process or after a restart, finishes exactly this pruning under that event rather than
-/// store a second event for it. Only the store writes the file, so nothing a client can
-/// append steers retention: an event merely reading like a pruning decides nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// store a second event for it. Only the store writes the file, and the event must carry
+/// the fresh id the file names, so nothing a client can append steers retention: an event
+/// merely reading like a pruning decides nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Announced {
     first_index: u64,
     end_index: u64,
     event_index: u64,
+    event_id: String,
 }
 
 /// The announced pruning still to be finished, if any: the one `prune-pending.json` names,
-/// if the log holds its event at the index it names and `prunes.log` does not record it yet.
-/// One that did not come true (its event was never stored, or `prunes.log` records it
-/// already) is removed.
+/// if the log holds its event (its id, its range) at the index it names, the range ends
+/// where a segment begins, and `prunes.log` does not record it yet. One that did not come
+/// true (its event was never stored, or `prunes.log` records it already) is removed.
 fn announced(w: &mut Writer, log_start: u64) -> Result<Option<Announced>> {
     let path = w.layout.file(layout::PRUNE_PENDING);
     let bytes = match std::fs::read(&path) {
@@ -141,12 +143,19 @@ fn announced(w: &mut Writer, log_start: u64) -> Result<Option<Announced>> {
     };
     let a: Announced = serde_json::from_slice(&bytes)
         .map_err(|e| StoreError::corrupt(&path, format!("not an announced pruning: {e}")))?;
+    let boundary = a.end_index == w.seg.first_index
+        || w.layout
+            .list_segments()?
+            .binary_search(&a.end_index)
+            .is_ok();
     let stored = a.first_index == log_start
         && a.first_index < a.end_index
         && a.end_index <= a.event_index
+        && boundary
         && a.event_index < w.settled_size()
-        && StoredEvent::parse(&w.read_stored(a.event_index)?)
-            .is_ok_and(|s| announces(&s.event, a.first_index, a.end_index));
+        && StoredEvent::parse(&w.read_stored(a.event_index)?).is_ok_and(|s| {
+            s.event.id.as_str() == a.event_id && announces(&s.event, a.first_index, a.end_index)
+        });
     if stored {
         return Ok(Some(a));
     }
@@ -193,7 +202,7 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
         if first == w.seg.first_index {
             break;
         }
-        if let Some(a) = announced {
+        if let Some(a) = &announced {
             // Announced: expired then, whatever the settings say now.
             if first < a.end_index {
                 expired.push(first);
@@ -224,7 +233,7 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
             ),
         ));
     }
-    let end_index = match announced {
+    let end_index = match &announced {
         Some(a) => a.end_index,
         None => firsts
             .iter()
@@ -253,6 +262,7 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
                 first_index,
                 end_index,
                 event_index: w.settled_size(),
+                event_id: event.id.to_string(),
             };
             let json = serde_json::to_vec(&pending)
                 .map_err(|e| StoreError::Internal(format!("an announced pruning: {e}")))?;

@@ -419,7 +419,8 @@ struct Unsynced {
 /// What writing one commit produced; nothing of it is durable yet.
 #[derive(Debug)]
 struct Written {
-    /// One per append: refused alone (an id conflict), or what it stored.
+    /// One per append: refused alone (an id conflict, or a stored event it could not read
+    /// to compare), or what it stored.
     results: Vec<Result<Appended>>,
     start_index: u64,
     /// Records written (duplicates excluded).
@@ -1073,6 +1074,13 @@ impl Writer {
                 .duplicates
                 .fetch_add(r.duplicates, Ordering::Relaxed);
             results.push(Ok(r));
+        }
+        if let Some(why) = &self.poisoned {
+            // Waiting to compare a re-sent event with a commit still syncing met a failed
+            // sync: everything after the last good sync is failed, and this commit's indexes
+            // follow commits that will never be. Nothing of it may be written.
+            self.ids.forget_from(start_index);
+            return Err(StoreError::Poisoned(why.clone()));
         }
         for r in results.iter_mut().flatten() {
             r.tree_size = next;

@@ -263,57 +263,92 @@ fn a_prune_whose_files_could_not_be_removed_is_finished_first() {
     }
 }
 
-/// `prune-pending.json` announces a pruning only together with its event at the index it
-/// names: one whose event was never stored (the commit failed after the file was written),
-/// or whose index holds another event, is dropped, and the prune decides afresh. A file that
-/// is not an announcement at all is a clear error, and nothing is pruned.
+/// `prune-pending.json` announces a pruning only together with its event, at the index it
+/// names, under the fresh id it names, for a range that ends where a segment begins. Else
+/// it is dropped and the prune decides afresh: an announcement whose event was never stored
+/// (the commit failed after the file was written), whose index holds another event, or an
+/// event a client made to read like the pruning. A file that is not an announcement at all
+/// is a clear error, and nothing is pruned.
 #[test]
 fn an_announcement_without_its_event_is_dropped() {
-    /// What the file holds, made from the tree size; whether the prune goes on.
-    type Pending = fn(u64) -> String;
-    let cases: [(&str, Pending, bool); 3] = [
-        (
-            "its event was never stored",
-            |size| format!(r#"{{"first_index":0,"end_index":1,"event_index":{size}}}"#),
-            true,
-        ),
-        (
-            "another event is at its index",
-            |size| {
-                format!(
-                    r#"{{"first_index":0,"end_index":1,"event_index":{}}}"#,
-                    size - 1
-                )
-            },
-            true,
-        ),
-        (
-            "not an announcement",
-            |_| "{\"first_index\":".to_string(),
-            false,
-        ),
+    struct Case {
+        what: &'static str,
+        /// A client's event appended after the store's own: its id and pruned range.
+        client: Option<(&'static str, u64, u64)>,
+        pending: &'static str,
+        /// The pruning that follows: its range and event index, or `None` for an error.
+        pruned: Option<(u64, u64, u64)>,
+    }
+    // Segments before each case's client event: [0,2) (one append of two), [2,3), [3,4),
+    // and the active [4,5).
+    let cases = [
+        Case {
+            what: "its event was never stored",
+            client: None,
+            pending: r#"{"first_index":0,"end_index":2,"event_index":5,"event_id":"x"}"#,
+            pruned: Some((0, 4, 5)),
+        },
+        Case {
+            what: "another event is at its index",
+            client: None,
+            pending: r#"{"first_index":0,"end_index":2,"event_index":4,"event_id":"x"}"#,
+            pruned: Some((0, 4, 5)),
+        },
+        Case {
+            what: "a client's event reading like it is at its index",
+            client: Some(("client", 0, 2)),
+            pending: r#"{"first_index":0,"end_index":2,"event_index":5,"event_id":"x"}"#,
+            pruned: Some((0, 5, 6)),
+        },
+        Case {
+            what: "its range ends inside a segment",
+            client: Some(("forged", 0, 1)),
+            pending: r#"{"first_index":0,"end_index":1,"event_index":5,"event_id":"forged"}"#,
+            pruned: Some((0, 5, 6)),
+        },
+        Case {
+            what: "the store's own file and event (here forged, to name an id): followed",
+            client: Some(("forged", 0, 2)),
+            pending: r#"{"first_index":0,"end_index":2,"event_index":5,"event_id":"forged"}"#,
+            pruned: Some((0, 2, 5)),
+        },
+        Case {
+            what: "not an announcement",
+            client: None,
+            pending: r#"{"first_index":"#,
+            pruned: None,
+        },
     ];
-    for (what, pending, prunes) in cases {
+    let fresh = || Event::new(Category::ApiRequest, "chat.completions", Outcome::Success);
+    for case in cases {
+        let what = case.what;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         let store = Store::open(&dir, options()).unwrap();
-        append(&store, 4);
+        store.append(vec![fresh(), fresh()]).unwrap();
+        append(&store, 3);
+        if let Some((id, first, end)) = case.client {
+            let mut event = Event::new(Category::Admin, "retention.pruned", Outcome::Success)
+                .with_details(serde_json::json!({ "first_index": first, "end_index": end }));
+            event.id = id.parse().unwrap();
+            store.append(vec![event]).unwrap();
+        }
         let size = store.tree_size();
         let file = dir.join("prune-pending.json");
-        std::fs::write(&file, pending(size)).unwrap();
+        std::fs::write(&file, case.pending).unwrap();
         let report = store.prune(later());
-        if !prunes {
+        let Some(expected) = case.pruned else {
             let e = report.unwrap_err();
             assert!(e.to_string().contains("prune-pending.json"), "{what}: {e}");
             assert_eq!(store.tree_size(), size, "{what}: nothing stored");
             assert_eq!(segment_firsts(&dir)[0], 0, "{what}: nothing pruned");
             continue;
-        }
+        };
         let pruned = report.unwrap().pruned.expect("sealed segments");
         assert_eq!(
             (pruned.first_index, pruned.end_index, pruned.event_index),
-            (0, 3, size),
-            "{what}: every expired segment, under an event of its own"
+            expected,
+            "{what}"
         );
         assert!(!file.exists(), "{what}");
         drop(store);
