@@ -20,6 +20,7 @@ mod error;
 mod event;
 mod filter;
 mod object;
+mod reorder;
 mod stored;
 mod timestamp;
 

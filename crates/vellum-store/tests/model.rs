@@ -837,6 +837,15 @@ fn a_re_send_with_details_written_otherwise_is_a_duplicate() {
         matches!(&other, Err(StoreError::IdConflict { index: 0, .. })),
         "{other:?}"
     );
+    // Nested far deeper than any comparison follows (100,000 levels, 200 KB): a conflict,
+    // not a writer thread out of stack.
+    let depth = 100_000;
+    let deep = format!(r#"{{"a":{}1{}}}"#, "[".repeat(depth), "]".repeat(depth));
+    let other = store.append(sent(&deep));
+    assert!(
+        matches!(&other, Err(StoreError::IdConflict { index: 0, .. })),
+        "{other:?}"
+    );
     assert_eq!(store.tree_size(), 1);
 }
 

@@ -45,6 +45,15 @@ fn append(store: &Store, events: usize) -> Vec<Event> {
         .collect()
 }
 
+/// Prunes every sealed segment (all have expired by `later()`), and what it recorded.
+fn prune_expired(store: &Store) -> PruneRecord {
+    store
+        .prune(later())
+        .unwrap()
+        .pruned
+        .expect("sealed segments to prune")
+}
+
 /// A time at which every sealed segment has expired.
 fn later() -> Timestamp {
     Timestamp::from_unix_micros(Timestamp::now().unix_micros() + 3_600_000_000).unwrap()
@@ -120,11 +129,7 @@ fn full_disk_while_recording(then: Then) {
     let store = Store::open(&dir, options()).unwrap();
     std::os::unix::fs::symlink(&prunes, dir.join("prunes.log")).unwrap();
     append(&store, 3);
-    let first = store
-        .prune(later())
-        .unwrap()
-        .pruned
-        .expect("sealed segments");
+    let first = prune_expired(&store);
     let len = std::fs::metadata(&prunes).unwrap().len();
     assert!(len < 4096, "the first record should fit in a page: {len}");
 
@@ -155,11 +160,7 @@ fn full_disk_while_recording(then: Then) {
             Store::open(&dir, options()).unwrap()
         }
     };
-    let second = store
-        .prune(later())
-        .unwrap()
-        .pruned
-        .expect("sealed segments");
+    let second = prune_expired(&store);
     assert_eq!(second.first_index, first.end_index, "{then:?}");
     assert_eq!(
         (second.event_index, store.tree_size()),
@@ -354,4 +355,42 @@ fn an_announcement_without_its_event_is_dropped() {
         drop(store);
         check_log(&dir, &[pruned], what);
     }
+}
+
+/// A crash after `prunes.log` recorded a pruning and before its announcement was removed
+/// leaves `prune-pending.json` naming a recorded pruning, its event and all: the next prune
+/// drops it and goes on with the segments after it, rather than wait for a range that
+/// is gone.
+#[test]
+fn an_announcement_of_a_recorded_pruning_is_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let store = Store::open(&dir, options()).unwrap();
+    append(&store, 3);
+    let first = prune_expired(&store);
+    let stored = LogReader::open(&dir)
+        .unwrap()
+        .read(first.event_index)
+        .unwrap();
+    let event_id = vellum_event::StoredEvent::parse(&stored)
+        .unwrap()
+        .event
+        .id
+        .to_string();
+    let file = dir.join("prune-pending.json");
+    let left = serde_json::json!({
+        "first_index": first.first_index,
+        "end_index": first.end_index,
+        "event_index": first.event_index,
+        "event_id": event_id,
+    });
+    std::fs::write(&file, left.to_string()).unwrap();
+    drop(store);
+    let store = Store::open(&dir, options()).unwrap();
+    append(&store, 2);
+    let second = prune_expired(&store);
+    assert_eq!(second.first_index, first.end_index);
+    assert!(!file.exists());
+    drop(store);
+    check_log(&dir, &[first, second], "after an announcement left behind");
 }
