@@ -2,13 +2,15 @@
 //! client, as parsed) from another event under the same id.
 //!
 //! Checks: no panic and no overflow however the input nests; the answer does not depend on
-//! the order of the two sides; a JSON object written once with its members in byte order
-//! and once in reverse byte order, at every depth, is the same event.
+//! the order of the two sides; when both halves are events and the answer is "the same",
+//! their `details` are one value to a JSON reader (the answer never hides a change); a JSON
+//! object written once with its members in byte order and once in reverse byte order, at
+//! every depth, is the same event.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use vellum_event::same_event;
+use vellum_event::{Event, Limits, same_event};
 
 /// `value` as compact JSON, object members in byte order or in reverse.
 fn write(value: &Value, reverse: bool, out: &mut String) {
@@ -54,6 +56,23 @@ fn depth(value: &Value) -> usize {
 fuzz_target!(|data: &[u8]| {
     let (a, b) = data.split_at(data.len() / 2);
     assert_eq!(same_event(a, b), same_event(b, a), "not symmetric");
+
+    let limits = Limits::default();
+    if let (Ok(one), Ok(other)) = (Event::parse(a, &limits), Event::parse(b, &limits)) {
+        let (x, y) = (one.canonical_body(), other.canonical_body());
+        if same_event(&x[1..], &y[1..]) {
+            let details = |e: &Event| {
+                e.details
+                    .as_ref()
+                    .map(|d| serde_json::from_str::<Value>(d.get()).ok())
+            };
+            assert_eq!(
+                details(&one),
+                details(&other),
+                "the same event with other details"
+            );
+        }
+    }
 
     let Ok(value @ Value::Object(_)) = serde_json::from_slice::<Value>(data) else {
         return;

@@ -4,9 +4,11 @@
 //!
 //! One pass over each text, no numbers parsed: a scalar is compared as written (a number
 //! digit for digit, a string with its escapes), so nothing that differs in value is taken
-//! for the same. Both texts are valid JSON already (an event parsed, or the store's own
+//! for the same. Keys are compared by the names they spell (escapes decoded), as every
+//! reader sees them, so a member named twice is caught however each is written. Both texts are valid JSON already (an event parsed, or the store's own
 //! record); anything else is simply not the same.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Objects and arrays nested deeper than this are not compared: such texts are not the
@@ -19,7 +21,7 @@ const MAX_DEPTH: usize = 128;
 pub(crate) fn same_up_to_order(a: &str, b: &str, skip: &str) -> bool {
     let object = |text| match Scan::whole(text)? {
         Shape::Object(mut members) => {
-            members.retain(|key, _| key.get(1..key.len() - 1) != Some(skip));
+            members.remove(skip);
             Some(members)
         }
         _ => None,
@@ -27,11 +29,11 @@ pub(crate) fn same_up_to_order(a: &str, b: &str, skip: &str) -> bool {
     matches!((object(a), object(b)), (Some(a), Some(b)) if a == b)
 }
 
-/// A JSON value as written, but for the order of its objects' members (keys kept with
-/// their quotes and escapes).
+/// A JSON value as written, but for the order of its objects' members (keyed by the names
+/// they spell).
 #[derive(Debug, PartialEq, Eq)]
 enum Shape<'a> {
-    Object(BTreeMap<&'a str, Shape<'a>>),
+    Object(BTreeMap<Cow<'a, str>, Shape<'a>>),
     Array(Vec<Shape<'a>>),
     Literal(&'a str),
 }
@@ -74,7 +76,7 @@ impl<'a> Scan<'a> {
                     return Some(Shape::Object(members));
                 }
                 loop {
-                    let key = self.string()?;
+                    let key = self.key()?;
                     self.eat(b':')?;
                     if members.insert(key, self.value(depth + 1)?).is_some() {
                         return None;
@@ -117,6 +119,17 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// The name the key starting at the next byte that is not white space spells: `"r"`
+    /// and `"\u0072"` are one name.
+    fn key(&mut self) -> Option<Cow<'a, str>> {
+        let text = self.string()?;
+        if text.contains('\\') {
+            serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+        } else {
+            text.get(1..text.len() - 1).map(Cow::Borrowed)
+        }
+    }
+
     /// The string starting at the next byte that is not white space, quotes included.
     fn string(&mut self) -> Option<&'a str> {
         if self.peek()? != b'"' {
@@ -152,6 +165,8 @@ mod tests {
             (r#"{"a": 1 ,"b" : [ ] }"#, r#"{"b":[],"a":1}"#),
             (r#"{"time":"t1","a":{}}"#, r#"{"a":{},"time":"t2"}"#),
             (r#"{"s":"a\"b,}","n":null}"#, r#"{"n":null,"s":"a\"b,}"}"#),
+            (r#"{"A":1,"b":2}"#, r#"{"b":2,"\u0041":1}"#),
+            (r#"{"\u0074ime":"t1","a":1}"#, r#"{"a":1,"time":"t2"}"#),
         ];
         for (a, b) in same {
             assert!(same_up_to_order(a, b, "time"), "{a} {b}");
@@ -172,6 +187,11 @@ mod tests {
                 r#"{"r":"guest","r":"admin"}"#,
             ),
             (r#"{"r":"admin","r":"admin"}"#, r#"{"r":"admin"}"#),
+            (
+                r#"{"role":"user","\u0072ole":"admin"}"#,
+                r#"{"\u0072ole":"admin","role":"user"}"#,
+            ),
+            (r#"{"a":{"k":1,"\u006b":2}}"#, r#"{"a":{"\u006b":2,"k":1}}"#),
             (r#"{"a":1}"#, r#"{"a":1}x"#),
             (r#"{"a":1}"#, r#"{"a":1"#),
             (r#"{"a":1}"#, r#"[{"a":1}]"#),

@@ -847,6 +847,23 @@ fn a_re_send_with_details_written_otherwise_is_a_duplicate() {
         "{other:?}"
     );
     assert_eq!(store.tree_size(), 1);
+
+    // One key written twice, spelled two ways: which value counts is up to the reader, so
+    // a re-send with the two the other way round is never the same event.
+    let twice = |details: &str| {
+        let text = format!(
+            r#"{{"id":"req-8","category":"admin","action":"permission.changed","outcome":"success","details":{details}}}"#
+        );
+        vec![Event::parse(text.as_bytes(), &vellum_event::Limits::default()).unwrap()]
+    };
+    store
+        .append(twice(r#"{"role":"user","\u0072ole":"admin"}"#))
+        .unwrap();
+    let swapped = store.append(twice(r#"{"\u0072ole":"admin","role":"user"}"#));
+    assert!(
+        matches!(&swapped, Err(StoreError::IdConflict { index: 1, .. })),
+        "{swapped:?}"
+    );
 }
 
 /// A re-sent event whose stored event cannot be read to compare (its record damaged on
