@@ -1070,9 +1070,6 @@ impl Writer {
                 results.push(Err(e));
                 continue;
             }
-            self.stats
-                .duplicates
-                .fetch_add(r.duplicates, Ordering::Relaxed);
             results.push(Ok(r));
         }
         if let Some(why) = &self.poisoned {
@@ -1313,6 +1310,12 @@ impl Writer {
             size.store(self.frontier.size().0, Ordering::Release);
         }
         self.flush_derived();
+        // Counted once answered as such: a commit that failed stored nothing and reported
+        // no duplicates.
+        let duplicates: u64 = results.iter().flatten().map(|r| r.duplicates).sum();
+        self.stats
+            .duplicates
+            .fetch_add(duplicates, Ordering::Relaxed);
         Ok(results)
     }
 

@@ -264,8 +264,18 @@ fn a_full_disk_fails_a_large_commit_alone_and_appends_go_on_after() {
 
     let filler = mnt.join("filler");
     fill(&filler);
-    let refused = store.append(named("refused", BATCH_EVENTS)).unwrap_err();
+    // With a re-sent event in it: a failed commit reports no duplicates, nor counts them.
+    let mut refused = named("refused", BATCH_EVENTS);
+    refused.push(first[1].clone());
+    let refused = store.append(refused).unwrap_err();
     assert!(refused.is_disk_full(), "{refused}");
+    let duplicates = || {
+        store
+            .stats()
+            .duplicates
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!(duplicates(), 0, "duplicates of a failed commit counted");
     assert_eq!(store.poisoned(), None, "a full disk poisoned the writer");
     assert_eq!(store.tree_size(), BATCH_EVENTS as u64);
     // In a chain, an append after a refused one is refused too (or fails with it), even
@@ -295,6 +305,7 @@ fn a_full_disk_fails_a_large_commit_alone_and_appends_go_on_after() {
         [(0, true)],
         "the window lost an id to a failed commit"
     );
+    assert_eq!(duplicates(), 1);
     let again = named("again", BATCH_EVENTS);
     keep(&again, store.append(again.clone()).unwrap());
     let small = named("small", 3);
