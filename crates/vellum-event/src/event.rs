@@ -512,7 +512,7 @@ fn opt_details(v: Option<&RawValue>) -> Result<Option<Box<RawValue>>, EventError
     }
     match present(v) {
         None => Ok(None),
-        Some(raw) if raw.get().starts_with('{') => RawValue::from_string(compact_json(raw.get()))
+        Some(raw) if raw.get().starts_with('{') => RawValue::from_string(compact_json(raw.get())?)
             .map(Some)
             .map_err(|e| EventError::Json(e.to_string())),
         Some(_) => Err(EventError::WrongType {
@@ -559,10 +559,18 @@ pub(crate) fn check_name(field: &'static str, s: &str) -> Result<(), EventError>
 }
 
 /// Removes the insignificant whitespace of a valid JSON text, leaving strings untouched.
-fn compact_json(s: &str) -> String {
+/// How deep `details` may nest, itself the first level: an event as a whole then stays
+/// within the 128 levels JSON readers commonly allow (serde_json's default), and a re-sent
+/// event can always be compared with the stored one up to member order (`reorder`).
+pub const MAX_DETAILS_DEPTH: usize = 127;
+
+/// `details` (valid JSON) without insignificant white space; refused if it nests deeper
+/// than [`MAX_DETAILS_DEPTH`].
+fn compact_json(s: &str) -> Result<String, EventError> {
     let mut out = String::with_capacity(s.len());
     let mut in_string = false;
     let mut escaped = false;
+    let mut depth = 0usize;
     for c in s.chars() {
         if in_string {
             out.push(c);
@@ -577,10 +585,23 @@ fn compact_json(s: &str) -> String {
             in_string = true;
             out.push(c);
         } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            match c {
+                '{' | '[' => {
+                    depth += 1;
+                    if depth > MAX_DETAILS_DEPTH {
+                        return Err(EventError::Invalid {
+                            field: "details",
+                            reason: format!("it nests deeper than {MAX_DETAILS_DEPTH} levels"),
+                        });
+                    }
+                }
+                '}' | ']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
             out.push(c);
         }
     }
-    out
+    Ok(out)
 }
 
 impl Event {
@@ -693,7 +714,7 @@ mod tests {
     fn compact_keeps_strings() {
         assert_eq!(
             compact_json("{ \"a b\" : [1, 2],\n \"c\":\"x \\\" y\" }"),
-            "{\"a b\":[1,2],\"c\":\"x \\\" y\"}"
+            Ok("{\"a b\":[1,2],\"c\":\"x \\\" y\"}".to_string())
         );
     }
 }

@@ -2,7 +2,8 @@
 //! Parsing and validation, driven by tables of inputs and the error each must produce.
 
 use vellum_event::{
-    BatchError, BodyFormat, Canonical, Category, Event, EventError, Limits, Outcome, parse_batch,
+    BatchError, BodyFormat, Canonical, Category, Event, EventError, Limits, MAX_DETAILS_DEPTH,
+    Outcome, parse_batch,
 };
 
 fn parse(s: &str) -> Result<Event, EventError> {
@@ -237,6 +238,56 @@ fn bad_events_get_the_right_error() {
         // Parsing straight to the canonical body reports the same error.
         let canonical = Canonical::parse(input.as_bytes(), &Limits::default());
         assert_eq!(canonical, Err(err), "{input}");
+    }
+}
+
+/// `details` nests at most `MAX_DETAILS_DEPTH` (127) levels, itself the first, in either
+/// shape and through either parser; one level more is a clear error.
+#[test]
+fn details_nest_at_most_127_levels() {
+    let details = |depth: usize| {
+        format!(
+            "{{\"a\":{}1{}}}",
+            "[ ".repeat(depth - 1),
+            " ]".repeat(depth - 1)
+        )
+    };
+    for (depth, ok) in [
+        (1, true),
+        (MAX_DETAILS_DEPTH, true),
+        (MAX_DETAILS_DEPTH + 1, false),
+    ] {
+        for input in [
+            format!(
+                r#"{{"id":"d-1","time":"2026-11-27T10:00:00Z","category":"admin","action":"x","details":{}}}"#,
+                details(depth)
+            ),
+            format!(
+                r#"{{"timestamp":"2026-11-27T10:00:00","event_type":"admin","user":"u","details":{}}}"#,
+                details(depth)
+            ),
+        ] {
+            let parsed = parse(&input);
+            let canonical = Canonical::parse(input.as_bytes(), &Limits::default());
+            match (ok, parsed) {
+                (true, Ok(ev)) => {
+                    let body = canonical.unwrap().body().to_vec();
+                    // The chapter's shape has no id: each parse makes one of its own.
+                    if input.contains(r#""id""#) {
+                        assert_eq!(body, ev.canonical_body());
+                    }
+                    assert!(ev.details.is_some());
+                }
+                (false, Err(e)) => {
+                    assert!(
+                        matches!(&e, EventError::Invalid { field: "details", reason } if reason.contains("127 levels")),
+                        "{e:?}"
+                    );
+                    assert_eq!(canonical, Err(e));
+                }
+                (ok, got) => panic!("depth {depth}: expected ok={ok}, got {got:?}"),
+            }
+        }
     }
 }
 

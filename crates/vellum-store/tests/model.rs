@@ -837,16 +837,23 @@ fn a_re_send_with_details_written_otherwise_is_a_duplicate() {
         matches!(&other, Err(StoreError::IdConflict { index: 0, .. })),
         "{other:?}"
     );
-    // Nested far deeper than any comparison follows (100,000 levels, 200 KB): a conflict,
-    // not a writer thread out of stack.
-    let depth = 100_000;
-    let deep = format!(r#"{{"a":{}1{}}}"#, "[".repeat(depth), "]".repeat(depth));
-    let other = store.append(sent(&deep));
-    assert!(
-        matches!(&other, Err(StoreError::IdConflict { index: 0, .. })),
-        "{other:?}"
-    );
     assert_eq!(store.tree_size(), 1);
+
+    // As deep as `details` may nest (127 levels), reordered at the deepest: compared all
+    // the way down, a duplicate.
+    let deepest = |inner: &str| {
+        let arrays = vellum_event::MAX_DETAILS_DEPTH - 2;
+        let text = format!(
+            r#"{{"id":"req-9","category":"security","action":"rate_limited","outcome":"success","details":{{"a":{}{inner}{}}}}}"#,
+            "[".repeat(arrays),
+            "]".repeat(arrays)
+        );
+        vec![Event::parse(text.as_bytes(), &vellum_event::Limits::default()).unwrap()]
+    };
+    store.append(deepest(r#"{"x":1,"y":2}"#)).unwrap();
+    let again = store.append(deepest(r#"{"y":2,"x":1}"#)).unwrap();
+    assert_eq!((again.indexes, again.duplicates), (vec![(1, true)], 1));
+    assert_eq!(store.tree_size(), 2);
 
     // One key written twice, spelled two ways: which value counts is up to the reader, so
     // a re-send with the two the other way round is never the same event.
@@ -861,7 +868,7 @@ fn a_re_send_with_details_written_otherwise_is_a_duplicate() {
         .unwrap();
     let swapped = store.append(twice(r#"{"\u0072ole":"admin","role":"user"}"#));
     assert!(
-        matches!(&swapped, Err(StoreError::IdConflict { index: 1, .. })),
+        matches!(&swapped, Err(StoreError::IdConflict { index: 2, .. })),
         "{swapped:?}"
     );
 }
