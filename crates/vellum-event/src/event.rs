@@ -254,9 +254,9 @@ impl<'a> Wire<'a> {
     }
 
     /// Validates the members of an event (native or chapter shape) into an [`Event`].
-    pub(crate) fn into_event(self, fresh: &Fresh) -> Result<Event, EventError> {
+    pub(crate) fn into_event(self, fresh: &Fresh, input: Input) -> Result<Event, EventError> {
         if self.is_chapter_shape() {
-            return self.into_event_from_chapter(fresh);
+            return self.into_event_from_chapter(fresh, input);
         }
         for (name, v) in [
             ("timestamp", self.timestamp),
@@ -309,12 +309,12 @@ impl<'a> Wire<'a> {
             target: canonical(opt_object(self.target, "target")?),
             request: canonical(opt_object(self.request, "request")?),
             reason: opt_string(self.reason, "reason")?,
-            details: opt_details(self.details)?,
+            details: opt_details(self.details, input)?,
         })
     }
 
     /// `{timestamp, event_type, user, details, source_ip}`, as the chapter's Python logger writes.
-    fn into_event_from_chapter(self, fresh: &Fresh) -> Result<Event, EventError> {
+    fn into_event_from_chapter(self, fresh: &Fresh, input: Input) -> Result<Event, EventError> {
         for (name, v) in [
             ("id", self.id),
             ("time", self.time),
@@ -339,7 +339,7 @@ impl<'a> Wire<'a> {
             Some(s) => Timestamp::parse(&s)?,
             None => (fresh.now)(),
         };
-        let details = opt_details(self.details)?;
+        let details = opt_details(self.details, input)?;
         let detail_map: Option<Map<String, Value>> = details
             .as_ref()
             .and_then(|d| serde_json::from_str(d.get()).ok());
@@ -506,15 +506,21 @@ fn check_surrogates(json: &str, field: &str) -> Result<(), EventError> {
     Ok(())
 }
 
-fn opt_details(v: Option<&RawValue>) -> Result<Option<Box<RawValue>>, EventError> {
+fn opt_details(v: Option<&RawValue>, input: Input) -> Result<Option<Box<RawValue>>, EventError> {
     if let Some(raw) = present(v) {
         check_surrogates(raw.get(), "details")?;
     }
     match present(v) {
         None => Ok(None),
-        Some(raw) if raw.get().starts_with('{') => RawValue::from_string(compact_json(raw.get())?)
-            .map(Some)
-            .map_err(|e| EventError::Json(e.to_string())),
+        Some(raw) if raw.get().starts_with('{') => RawValue::from_string(compact_json(
+            raw.get(),
+            match input {
+                Input::Client => MAX_DETAILS_DEPTH,
+                Input::Stored => usize::MAX,
+            },
+        )?)
+        .map(Some)
+        .map_err(|e| EventError::Json(e.to_string())),
         Some(_) => Err(EventError::WrongType {
             field: "details".into(),
             expected: "an object",
@@ -558,15 +564,24 @@ pub(crate) fn check_name(field: &'static str, s: &str) -> Result<(), EventError>
     Ok(())
 }
 
-/// Removes the insignificant whitespace of a valid JSON text, leaving strings untouched.
-/// How deep `details` may nest, itself the first level: an event as a whole then stays
-/// within the 128 levels JSON readers commonly allow (serde_json's default), and a re-sent
-/// event can always be compared with the stored one up to member order (`reorder`).
-pub const MAX_DETAILS_DEPTH: usize = 127;
+/// How deep a client's `details` may nest, itself the first level. Generous for any audit
+/// data, and it keeps an event, and what wraps it (a receipt, a query's answer, a SIEM's
+/// envelope), well within the 127 levels serde_json reads by default; a re-sent event can
+/// always be compared with the stored one up to member order (`reorder`).
+pub const MAX_DETAILS_DEPTH: usize = 64;
 
-/// `details` (valid JSON) without insignificant white space; refused if it nests deeper
-/// than [`MAX_DETAILS_DEPTH`].
-fn compact_json(s: &str) -> Result<String, EventError> {
+/// Where an event's text comes from. The limits on what a client may send apply to what
+/// it sends, not to what the log holds: an older build may have stored it under others,
+/// and reading it back must not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Input {
+    Client,
+    Stored,
+}
+
+/// A valid JSON text without its insignificant white space, strings untouched; refused if
+/// it nests deeper than `max_depth`.
+fn compact_json(s: &str, max_depth: usize) -> Result<String, EventError> {
     let mut out = String::with_capacity(s.len());
     let mut in_string = false;
     let mut escaped = false;
@@ -588,10 +603,10 @@ fn compact_json(s: &str) -> Result<String, EventError> {
             match c {
                 '{' | '[' => {
                     depth += 1;
-                    if depth > MAX_DETAILS_DEPTH {
+                    if depth > max_depth {
                         return Err(EventError::Invalid {
                             field: "details",
-                            reason: format!("it nests deeper than {MAX_DETAILS_DEPTH} levels"),
+                            reason: format!("it nests deeper than {max_depth} levels"),
                         });
                     }
                 }
@@ -654,7 +669,7 @@ impl Event {
                 reason: "is assigned by the log, not by the client".into(),
             });
         }
-        wire.into_event(fresh)
+        wire.into_event(fresh, Input::Client)
     }
 
     /// Sets `details` from a JSON value; anything but an object is stored under `"value"`.
@@ -713,7 +728,7 @@ mod tests {
     #[test]
     fn compact_keeps_strings() {
         assert_eq!(
-            compact_json("{ \"a b\" : [1, 2],\n \"c\":\"x \\\" y\" }"),
+            compact_json("{ \"a b\" : [1, 2],\n \"c\":\"x \\\" y\" }", 2),
             Ok("{\"a b\":[1,2],\"c\":\"x \\\" y\"}".to_string())
         );
     }

@@ -172,7 +172,7 @@ impl StoredEvent {
         Ok(StoredEvent {
             index,
             received,
-            event: wire.into_event(&crate::canonical::Fresh::REAL)?,
+            event: wire.into_event(&crate::canonical::Fresh::REAL, crate::event::Input::Stored)?,
         })
     }
 
@@ -275,6 +275,30 @@ mod tests {
         ] {
             assert!(!same_event(&sent, &with(other)), "{other}");
         }
+    }
+
+    /// The limits on what a client may send do not apply to reading the log back: an older
+    /// build may have stored `details` deeper than a client may send now.
+    #[test]
+    fn a_stored_event_deeper_than_clients_may_send_still_reads() {
+        let depth = crate::MAX_DETAILS_DEPTH * 3;
+        let record = format!(
+            r#"{{"index":7,"received":"2026-11-27T10:00:00.000000Z","id":"old","time":"2026-11-27T10:00:00.000000Z","category":"admin","action":"x","outcome":"unknown","details":{{"a":{}1{}}}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let stored = StoredEvent::parse(record.as_bytes()).unwrap();
+        assert_eq!(stored.index, 7);
+        let members = StoredEvent::members_of(record.as_bytes()).unwrap();
+        assert_eq!(&stored.event.canonical_body()[1..], members);
+        let client = format!("{{{}", &record[record.find(r#""id""#).unwrap()..]);
+        assert!(matches!(
+            Event::parse(client.as_bytes(), &crate::Limits::default()),
+            Err(EventError::Invalid {
+                field: "details",
+                ..
+            })
+        ));
     }
 
     #[test]

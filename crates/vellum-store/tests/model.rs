@@ -839,7 +839,7 @@ fn a_re_send_with_details_written_otherwise_is_a_duplicate() {
     );
     assert_eq!(store.tree_size(), 1);
 
-    // As deep as `details` may nest (127 levels), reordered at the deepest: compared all
+    // As deep as `details` may nest (64 levels), reordered at the deepest: compared all
     // the way down, a duplicate.
     let deepest = |inner: &str| {
         let arrays = vellum_event::MAX_DETAILS_DEPTH - 2;
