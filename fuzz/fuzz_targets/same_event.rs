@@ -10,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use vellum_event::{Event, Limits, MAX_DETAILS_DEPTH, same_event};
+use vellum_event::{Event, Limits, MAX_NESTING, same_event};
 
 /// `value` as compact JSON, object members in byte order or in reverse.
 fn write(value: &Value, reverse: bool, out: &mut String) {
@@ -78,8 +78,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // The comparison follows what a client's event may hold: its members, and `details`
-    // at most `MAX_DETAILS_DEPTH` levels below them.
-    if depth(&value) > MAX_DETAILS_DEPTH + 1 {
+    // at most `MAX_NESTING` levels below them.
+    if depth(&value) > MAX_NESTING + 1 {
         return;
     }
     let (mut forward, mut backward) = (String::new(), String::new());

@@ -155,9 +155,10 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// How deep `details` may nest before the full parse decides instead: the quick path takes
-/// containers at depths 0 to this (`details` itself at 0), so never one more level than
-/// the full parse accepts (`MAX_DETAILS_DEPTH`).
-const MAX_DEPTH: usize = crate::event::MAX_DETAILS_DEPTH - 1;
+/// values at depths 0 to this (`details` itself at 0; a scalar counts as a value), so it
+/// never takes a level more than the full parse accepts (`MAX_NESTING`). Some input at the
+/// limit goes to the full parse, which decides alike.
+const MAX_DEPTH: usize = crate::event::MAX_NESTING - 1;
 
 /// A cursor over the input of the quick path. Every method returns `None` for anything it
 /// does not take on itself, which sends the whole event to the full parse.

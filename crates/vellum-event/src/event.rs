@@ -286,11 +286,11 @@ impl<'a> Wire<'a> {
             Some(s) => s.parse()?,
             None => Outcome::Unknown,
         };
-        let actor = opt_object(self.actor, "actor")?;
+        let actor = opt_object(self.actor, "actor", input)?;
         if let Some(a) = &actor {
             check_member_strings(a, "actor", &["user", "key_id"])?;
         }
-        let mut source = opt_object(self.source, "source")?;
+        let mut source = opt_object(self.source, "source", input)?;
         if let Some(s) = &mut source {
             check_member_strings(s, "source", &["ip", "user_agent"])?;
             if let Some(Value::String(ip)) = s.get_mut("ip") {
@@ -306,8 +306,8 @@ impl<'a> Wire<'a> {
             outcome,
             actor: canonical(actor),
             source: canonical(source),
-            target: canonical(opt_object(self.target, "target")?),
-            request: canonical(opt_object(self.request, "request")?),
+            target: canonical(opt_object(self.target, "target", input)?),
+            request: canonical(opt_object(self.request, "request", input)?),
             reason: opt_string(self.reason, "reason")?,
             details: opt_details(self.details, input)?,
         })
@@ -425,12 +425,35 @@ fn wrong_or_undecodable(
     }
 }
 
-fn opt_object(v: Option<&RawValue>, field: &str) -> Result<Option<Map<String, Value>>, EventError> {
-    match present(v) {
-        None => Ok(None),
-        Some(raw) => serde_json::from_str::<Map<String, Value>>(raw.get())
-            .map(Some)
-            .map_err(|e| wrong_or_undecodable(raw, '{', field, "an object", &e)),
+fn opt_object(
+    v: Option<&RawValue>,
+    field: &'static str,
+    input: Input,
+) -> Result<Option<Map<String, Value>>, EventError> {
+    let Some(raw) = present(v) else {
+        return Ok(None);
+    };
+    let map = serde_json::from_str::<Map<String, Value>>(raw.get())
+        .map_err(|e| wrong_or_undecodable(raw, '{', field, "an object", &e))?;
+    // serde_json reads at most 127 levels, so this recursion is bounded.
+    fn levels(v: &Value) -> usize {
+        match v {
+            Value::Object(m) => 1 + m.values().map(levels).max().unwrap_or(0),
+            Value::Array(a) => 1 + a.iter().map(levels).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    if input == Input::Client && 1 + map.values().map(levels).max().unwrap_or(0) > MAX_NESTING {
+        return Err(too_deep(field));
+    }
+    Ok(Some(map))
+}
+
+/// The error for an object member nested deeper than a client may send.
+fn too_deep(field: &'static str) -> EventError {
+    EventError::Invalid {
+        field,
+        reason: format!("it nests deeper than {MAX_NESTING} levels"),
     }
 }
 
@@ -515,7 +538,7 @@ fn opt_details(v: Option<&RawValue>, input: Input) -> Result<Option<Box<RawValue
         Some(raw) if raw.get().starts_with('{') => RawValue::from_string(compact_json(
             raw.get(),
             match input {
-                Input::Client => MAX_DETAILS_DEPTH,
+                Input::Client => MAX_NESTING,
                 Input::Stored => usize::MAX,
             },
         )?)
@@ -564,11 +587,12 @@ pub(crate) fn check_name(field: &'static str, s: &str) -> Result<(), EventError>
     Ok(())
 }
 
-/// How deep a client's `details` may nest, itself the first level. Generous for any audit
-/// data, and it keeps an event, and what wraps it (a receipt, a query's answer, a SIEM's
-/// envelope), well within the 127 levels serde_json reads by default; a re-sent event can
-/// always be compared with the stored one up to member order (`reorder`).
-pub const MAX_DETAILS_DEPTH: usize = 64;
+/// How deep each object member of a client's event (`details`, `actor`, `source`,
+/// `target`, `request`) may nest, itself the first level. Generous for any audit data, and
+/// it keeps an event, and what wraps it (a receipt, a query's answer, a SIEM's envelope),
+/// well within the 127 levels serde_json reads by default; a re-sent event can always be
+/// compared with the stored one up to member order (`reorder`).
+pub const MAX_NESTING: usize = 64;
 
 /// Where an event's text comes from. The limits on what a client may send apply to what
 /// it sends, not to what the log holds: an older build may have stored it under others,
@@ -604,10 +628,7 @@ fn compact_json(s: &str, max_depth: usize) -> Result<String, EventError> {
                 '{' | '[' => {
                     depth += 1;
                     if depth > max_depth {
-                        return Err(EventError::Invalid {
-                            field: "details",
-                            reason: format!("it nests deeper than {max_depth} levels"),
-                        });
+                        return Err(too_deep("details"));
                     }
                 }
                 '}' | ']' => depth = depth.saturating_sub(1),

@@ -27,7 +27,7 @@ mod timestamp;
 pub use batch::{BodyFormat, check_batch, parse_batch, parse_batch_canonical, parse_batch_map};
 pub use canonical::Canonical;
 pub use error::{BatchError, EventError};
-pub use event::{Category, Event, EventId, Limits, MAX_DETAILS_DEPTH, Outcome, canonical_ip};
+pub use event::{Category, Event, EventId, Limits, MAX_NESTING, Outcome, canonical_ip};
 pub use filter::{Filter, FilterText};
 pub use object::JsonObject;
 pub use stored::{

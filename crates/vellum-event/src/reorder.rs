@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 /// Objects and arrays nested deeper than this are not compared: such texts are not the
 /// same unless their bytes are. Bounds the recursion, whatever a client sends. The members
 /// of an event are the first level, so every `details` the parser accepts is followed.
-const MAX_DEPTH: usize = crate::event::MAX_DETAILS_DEPTH + 1;
+const MAX_DEPTH: usize = crate::event::MAX_NESTING + 1;
 
 /// Whether the JSON objects `a` and `b`, each without its top-level member `skip`, are one
 /// value up to the order of object members, at every depth. An object that names a member

@@ -281,7 +281,7 @@ mod tests {
     /// build may have stored `details` deeper than a client may send now.
     #[test]
     fn a_stored_event_deeper_than_clients_may_send_still_reads() {
-        let depth = crate::MAX_DETAILS_DEPTH * 3;
+        let depth = crate::MAX_NESTING * 3;
         let record = format!(
             r#"{{"index":7,"received":"2026-11-27T10:00:00.000000Z","id":"old","time":"2026-11-27T10:00:00.000000Z","category":"admin","action":"x","outcome":"unknown","details":{{"a":{}1{}}}}}"#,
             "[".repeat(depth),

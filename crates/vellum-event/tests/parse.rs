@@ -2,8 +2,8 @@
 //! Parsing and validation, driven by tables of inputs and the error each must produce.
 
 use vellum_event::{
-    BatchError, BodyFormat, Canonical, Category, Event, EventError, Limits, MAX_DETAILS_DEPTH,
-    Outcome, parse_batch,
+    BatchError, BodyFormat, Canonical, Category, Event, EventError, Limits, MAX_NESTING, Outcome,
+    parse_batch,
 };
 
 fn parse(s: &str) -> Result<Event, EventError> {
@@ -241,33 +241,40 @@ fn bad_events_get_the_right_error() {
     }
 }
 
-/// `details` nests at most `MAX_DETAILS_DEPTH` (64) levels, itself the first, in either
-/// shape and through either parser (the quick one hands deep input to the full one); one
-/// level more is a clear error.
+/// Each object member of a client's event (`details`, `target`, `request`, `actor`,
+/// `source`) nests at most `MAX_NESTING` (64) levels, itself the first, in either shape
+/// and through either parser (the quick one hands deep input to the full one); one level
+/// more is a clear error that names the member.
 #[test]
-fn details_nest_at_most_64_levels() {
-    let details = |depth: usize| {
+fn object_members_nest_at_most_64_levels() {
+    let nested = |depth: usize| {
         format!(
             "{{\"a\":{}1{}}}",
             "[ ".repeat(depth - 1),
             " ]".repeat(depth - 1)
         )
     };
-    for (depth, ok) in [
-        (1, true),
-        (MAX_DETAILS_DEPTH, true),
-        (MAX_DETAILS_DEPTH + 1, false),
-    ] {
-        for input in [
-            format!(
-                r#"{{"id":"d-1","time":"2026-11-27T10:00:00Z","category":"admin","action":"x","details":{}}}"#,
-                details(depth)
+    let native = |member: &str, value: &str| {
+        format!(
+            r#"{{"id":"d-1","time":"2026-11-27T10:00:00Z","category":"admin","action":"x","{member}":{value}}}"#
+        )
+    };
+    for (depth, ok) in [(1, true), (MAX_NESTING, true), (MAX_NESTING + 1, false)] {
+        let value = nested(depth);
+        let inputs = [
+            ("details", native("details", &value)),
+            ("target", native("target", &value)),
+            ("request", native("request", &value)),
+            ("actor", native("actor", &value)),
+            ("source", native("source", &value)),
+            (
+                "details",
+                format!(
+                    r#"{{"timestamp":"2026-11-27T10:00:00","event_type":"admin","user":"u","details":{value}}}"#
+                ),
             ),
-            format!(
-                r#"{{"timestamp":"2026-11-27T10:00:00","event_type":"admin","user":"u","details":{}}}"#,
-                details(depth)
-            ),
-        ] {
+        ];
+        for (member, input) in inputs {
             let parsed = parse(&input);
             let canonical = Canonical::parse(input.as_bytes(), &Limits::default());
             match (ok, parsed) {
@@ -277,16 +284,15 @@ fn details_nest_at_most_64_levels() {
                     if input.contains(r#""id""#) {
                         assert_eq!(body, ev.canonical_body());
                     }
-                    assert!(ev.details.is_some());
                 }
                 (false, Err(e)) => {
                     assert!(
-                        matches!(&e, EventError::Invalid { field: "details", reason } if reason.contains("64 levels")),
-                        "{e:?}"
+                        matches!(&e, EventError::Invalid { field, reason } if *field == member && reason.contains("64 levels")),
+                        "{member}: {e:?}"
                     );
                     assert_eq!(canonical, Err(e));
                 }
-                (ok, got) => panic!("depth {depth}: expected ok={ok}, got {got:?}"),
+                (ok, got) => panic!("{member}, depth {depth}: expected ok={ok}, got {got:?}"),
             }
         }
     }

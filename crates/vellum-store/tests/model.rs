@@ -842,7 +842,7 @@ fn a_re_send_with_details_written_otherwise_is_a_duplicate() {
     // As deep as `details` may nest (64 levels), reordered at the deepest: compared all
     // the way down, a duplicate.
     let deepest = |inner: &str| {
-        let arrays = vellum_event::MAX_DETAILS_DEPTH - 2;
+        let arrays = vellum_event::MAX_NESTING - 2;
         let text = format!(
             r#"{{"id":"req-9","category":"security","action":"rate_limited","outcome":"success","details":{{"a":{}{inner}{}}}}}"#,
             "[".repeat(arrays),
