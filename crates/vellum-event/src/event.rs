@@ -435,26 +435,43 @@ fn opt_object(
     };
     let map = serde_json::from_str::<Map<String, Value>>(raw.get())
         .map_err(|e| wrong_or_undecodable(raw, '{', field, "an object", &e))?;
-    // serde_json reads at most 127 levels, so this recursion is bounded.
-    fn levels(v: &Value) -> usize {
-        match v {
-            Value::Object(m) => 1 + m.values().map(levels).max().unwrap_or(0),
-            Value::Array(a) => 1 + a.iter().map(levels).max().unwrap_or(0),
-            _ => 0,
-        }
-    }
-    if input == Input::Client && 1 + map.values().map(levels).max().unwrap_or(0) > MAX_NESTING {
-        return Err(too_deep(field));
-    }
+    check_nesting(raw.get(), field, input)?;
     Ok(Some(map))
 }
 
-/// The error for an object member nested deeper than a client may send.
-fn too_deep(field: &'static str) -> EventError {
-    EventError::Invalid {
-        field,
-        reason: format!("it nests deeper than {MAX_NESTING} levels"),
+/// Refuses a client's object member (valid JSON text) nested deeper than [`MAX_NESTING`].
+fn check_nesting(json: &str, field: &'static str, input: Input) -> Result<(), EventError> {
+    if input == Input::Stored {
+        return Ok(());
     }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json.as_bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(EventError::Invalid {
+                        field,
+                        reason: format!("it nests deeper than {MAX_NESTING} levels"),
+                    });
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// An address in its one textual form (RFC 5952 for IPv6: lower case, the longest run of
@@ -535,15 +552,12 @@ fn opt_details(v: Option<&RawValue>, input: Input) -> Result<Option<Box<RawValue
     }
     match present(v) {
         None => Ok(None),
-        Some(raw) if raw.get().starts_with('{') => RawValue::from_string(compact_json(
-            raw.get(),
-            match input {
-                Input::Client => MAX_NESTING,
-                Input::Stored => usize::MAX,
-            },
-        )?)
-        .map(Some)
-        .map_err(|e| EventError::Json(e.to_string())),
+        Some(raw) if raw.get().starts_with('{') => {
+            check_nesting(raw.get(), "details", input)?;
+            RawValue::from_string(compact_json(raw.get()))
+                .map(Some)
+                .map_err(|e| EventError::Json(e.to_string()))
+        }
         Some(_) => Err(EventError::WrongType {
             field: "details".into(),
             expected: "an object",
@@ -603,13 +617,11 @@ pub(crate) enum Input {
     Stored,
 }
 
-/// A valid JSON text without its insignificant white space, strings untouched; refused if
-/// it nests deeper than `max_depth`.
-fn compact_json(s: &str, max_depth: usize) -> Result<String, EventError> {
+/// Removes the insignificant whitespace of a valid JSON text, leaving strings untouched.
+fn compact_json(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut in_string = false;
     let mut escaped = false;
-    let mut depth = 0usize;
     for c in s.chars() {
         if in_string {
             out.push(c);
@@ -624,20 +636,10 @@ fn compact_json(s: &str, max_depth: usize) -> Result<String, EventError> {
             in_string = true;
             out.push(c);
         } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            match c {
-                '{' | '[' => {
-                    depth += 1;
-                    if depth > max_depth {
-                        return Err(too_deep("details"));
-                    }
-                }
-                '}' | ']' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
             out.push(c);
         }
     }
-    Ok(out)
+    out
 }
 
 impl Event {
@@ -749,8 +751,8 @@ mod tests {
     #[test]
     fn compact_keeps_strings() {
         assert_eq!(
-            compact_json("{ \"a b\" : [1, 2],\n \"c\":\"x \\\" y\" }", 2),
-            Ok("{\"a b\":[1,2],\"c\":\"x \\\" y\"}".to_string())
+            compact_json("{ \"a b\" : [1, 2],\n \"c\":\"x \\\" y\" }"),
+            "{\"a b\":[1,2],\"c\":\"x \\\" y\"}"
         );
     }
 }

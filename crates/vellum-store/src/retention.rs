@@ -4,8 +4,9 @@
 //! deleted, oldest first, never the active segment, never while a legal hold is set. Each
 //! pruning is first announced in `prune-pending.json`, then appended to the log itself as an
 //! `admin` / `retention.pruned` event and covered by a checkpoint, then recorded in
-//! `prunes.log` (framed JSON records), then the announcement and the files are removed. The tree files keep every node, so proofs and old checkpoints stay
-//! checkable for pruned indexes too.
+//! `prunes.log` (framed JSON records), then the announcement and the files are removed.
+//! The tree files keep every node, so proofs and old checkpoints stay checkable for pruned
+//! indexes too.
 
 use std::fs::OpenOptions;
 use std::io::Read;
@@ -132,9 +133,10 @@ struct Announced {
 
 /// The announced pruning still to be finished, if any: the one `prune-pending.json` names,
 /// if the log holds its event (its id, its range) at the index it names, the range ends
-/// where a segment begins, and `prunes.log` does not record it yet. One that did not come
-/// true (its event was never stored, or `prunes.log` records it already) is removed.
-fn announced(w: &mut Writer, log_start: u64) -> Result<Option<Announced>> {
+/// where a segment begins (`firsts`: the segments from `log_start` on), and `prunes.log`
+/// does not record it yet. One that did not come true (its event was never stored, or
+/// `prunes.log` records it already) is removed.
+fn announced(w: &mut Writer, log_start: u64, firsts: &[u64]) -> Result<Option<Announced>> {
     let path = w.layout.file(layout::PRUNE_PENDING);
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
@@ -143,15 +145,10 @@ fn announced(w: &mut Writer, log_start: u64) -> Result<Option<Announced>> {
     };
     let a: Announced = serde_json::from_slice(&bytes)
         .map_err(|e| StoreError::corrupt(&path, format!("not an announced pruning: {e}")))?;
-    let boundary = a.end_index == w.seg.first_index
-        || w.layout
-            .list_segments()?
-            .binary_search(&a.end_index)
-            .is_ok();
     let stored = a.first_index == log_start
         && a.first_index < a.end_index
         && a.end_index <= a.event_index
-        && boundary
+        && (a.end_index == w.seg.first_index || firsts.binary_search(&a.end_index).is_ok())
         && a.event_index < w.settled_size()
         && StoredEvent::parse(&w.read_stored(a.event_index)?).is_ok_and(|s| {
             s.event.id.as_str() == a.event_id && announces(&s.event, a.first_index, a.end_index)
@@ -194,9 +191,9 @@ pub(crate) fn prune(w: &mut Writer, now: Timestamp) -> Result<PruneReport> {
     // The ids of pruned events are forgotten, as after a reopen (the window is rebuilt from
     // the `.idx` files that remain), those of a pruning an earlier prune recorded too.
     w.ids.forget_below(log_start);
-    let announced = announced(w, log_start)?;
     let mut firsts = layout.list_segments()?;
     firsts.retain(|&f| f >= log_start);
+    let announced = announced(w, log_start, &firsts)?;
     let mut expired = Vec::new();
     for &first in &firsts {
         if first == w.seg.first_index {

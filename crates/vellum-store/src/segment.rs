@@ -485,6 +485,26 @@ impl ReadWindow {
         }
     }
 
+    /// `parse` of the bytes from `offset` of file `key`: from the window if it holds them
+    /// (and `parse` finds what it wants there), else after filling the window from
+    /// `offset`. `None` if neither gives it; the caller reads alone.
+    fn read<T>(
+        &mut self,
+        (key, file): (u64, &File),
+        offset: u64,
+        small: usize,
+        limit: u64,
+        parse: impl Fn(&[u8]) -> Option<T>,
+    ) -> Option<T> {
+        if let Some(found) = self.from(key, offset).and_then(&parse) {
+            return Some(found);
+        }
+        if !self.fill((key, file), offset, small, limit) {
+            return None;
+        }
+        self.from(key, offset).and_then(parse)
+    }
+
     /// The record at `offset` of segment `first`, whose written records end at `limit`.
     /// A record the window cannot hold, or a read that fails, is read alone (and its
     /// error is the record's own).
@@ -494,19 +514,14 @@ impl ReadWindow {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<u8>> {
-        let decoded = |w: &Self| match record::decode(w.from(first, offset)?, false) {
+        let decoded = |bytes: &[u8]| match record::decode(bytes, false) {
             Frame::Record(payload) => Some(payload.to_vec()),
             _ => None,
         };
-        if let Some(record) = decoded(self) {
-            return Ok(record);
+        match self.read((first, file), offset, RECORD_GUESS, limit, decoded) {
+            Some(record) => Ok(record),
+            None => read_record_at(file, path, offset),
         }
-        if self.fill((first, file), offset, RECORD_GUESS, limit)
-            && let Some(record) = decoded(self)
-        {
-            return Ok(record);
-        }
-        read_record_at(file, path, offset)
     }
 
     /// The offset `.idx` entry `at` of segment `first` gives, from the `.idx` file whose
@@ -518,13 +533,8 @@ impl ReadWindow {
         limit: u64,
     ) -> Result<u64> {
         let offset = at * IDX_ENTRY as u64;
-        let entry = |w: &Self| indexed_offset(w.from(first, offset)?, 0);
-        if let Some(found) = entry(self) {
-            return Ok(found);
-        }
-        if self.fill((first, idx), offset, IDX_ENTRY, limit)
-            && let Some(found) = entry(self)
-        {
+        let entry = |bytes: &[u8]| indexed_offset(bytes, 0);
+        if let Some(found) = self.read((first, idx), offset, IDX_ENTRY, limit, entry) {
             return Ok(found);
         }
         let mut bytes = [0u8; IDX_ENTRY];

@@ -435,6 +435,18 @@ struct Written {
     later: Option<DirectWrite>,
 }
 
+impl Written {
+    /// The index after this commit's records.
+    fn end(&self) -> u64 {
+        self.start_index + self.events
+    }
+
+    /// Whether `index` is one of this commit's records.
+    fn holds(&self, index: u64) -> bool {
+        (self.start_index..self.end()).contains(&index)
+    }
+}
+
 /// Runs the active segment's `fdatasync`s on a thread of its own, so that the writer lays out
 /// and writes the next commit meanwhile. Requests waiting together get one sync (that of
 /// the latest: a sync covers every write completed before it started). A request may carry
@@ -982,9 +994,10 @@ impl Writer {
         // Once per commit, shared by every record in it.
         let received = Timestamp::now().to_string();
         let received = received.as_str();
-        let start_index = self.unsynced.back().map_or(self.frontier.size().0, |u| {
-            u.written.start_index + u.written.events
-        });
+        let start_index = self
+            .unsynced
+            .back()
+            .map_or(self.frontier.size().0, |u| u.written.end());
         let mut next = start_index;
         // The commit's `.idx` entries: offset (filled in once written) and fingerprint.
         let mut idx = Vec::new();
@@ -1113,7 +1126,7 @@ impl Writer {
         }
     }
 
-    /// Closes the sealed segment kept open for comparisons (retention is about to remove
+    /// Closes the sealed segments kept open for comparisons (retention is about to remove
     /// segments: an open one would keep its space).
     pub(crate) fn close_sealed(&mut self) {
         self.sealed.clear();
@@ -1126,10 +1139,11 @@ impl Writer {
     fn same_as_stored(&mut self, index: u64, body: &[u8]) -> Result<bool> {
         // A direct write handed to the sync thread may not be in the file yet (every other
         // write is made at once): wait for the one holding `index`.
-        let holds = |u: &Unsynced| {
-            (u.written.start_index..u.written.start_index + u.written.events).contains(&index)
-        };
-        if self.unsynced.iter().any(|u| u.written.staged && holds(u)) {
+        if self
+            .unsynced
+            .iter()
+            .any(|u| u.written.staged && u.written.holds(index))
+        {
             self.drain_healthy()?;
         }
         let stored = self.read_stored(index)?;
@@ -1186,9 +1200,7 @@ impl Writer {
         }
         let seg = &self.seg;
         let i = index - seg.first_index;
-        let offset = match self.unsynced.iter().find(|u| {
-            (u.written.start_index..u.written.start_index + u.written.events).contains(&index)
-        }) {
+        let offset = match self.unsynced.iter().find(|u| u.written.holds(index)) {
             Some(u) => segment::indexed_offset(&u.written.idx, index - u.written.start_index),
             None if i >= seg.idx_written => {
                 segment::indexed_offset(&seg.idx_pending, i - seg.idx_written)
