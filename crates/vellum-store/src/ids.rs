@@ -9,6 +9,11 @@
 //! and an 8-byte index (and a control byte) in the table: about 34 MB for 1,000,000 ids,
 //! less than half of a map from fingerprint to index beside a queue of both. Its pages are
 //! touched by every bulk load, so its size shows in `vellum append`.
+//!
+//! The window grows with the log, doubling, up to the room its capacity needs, and is not
+//! allocated whole up front: the table's slots are spread at random over its memory, so a
+//! full-size table would have every page of it faulted in (and zeroed) by the first few
+//! thousand appends of a new or small log, on the writer thread, between two syncs.
 
 use std::collections::VecDeque;
 
@@ -38,28 +43,57 @@ pub(crate) struct IdWindow {
     ring: VecDeque<Fingerprint>,
     start: u64,
     capacity: usize,
-    /// What the ring and the table were allocated with: the capacity and some room.
-    allocated: (usize, usize),
+    /// How many ids the window grows to hold at most (the capacity and some slack): what
+    /// [`IdWindow::trim`] shrinks it back to after an append larger than that.
+    room: usize,
 }
 
-/// Room allocated beyond the capacity: the ids of an append not yet known to be stored
-/// (see [`IdWindow::trim`]); a larger append grows the window while it is laid out.
+/// Room beyond the capacity: the ids of an append not yet known to be stored (see
+/// [`IdWindow::trim`]); a larger append grows the window while it is laid out.
 const SLACK: usize = 1 << 16;
 
+/// The fewest ids a window grows by.
+const MIN_GROWTH: usize = 1 << 10;
+
+/// A commit of this many ids or more (a bulk load) grows the window to its room at once:
+/// the load is about to fill it, and growing it step by step would rehash the table at
+/// every step.
+const BULK: usize = 1 << 12;
+
 impl IdWindow {
+    /// An empty window that will remember up to `capacity` ids; it allocates as ids come.
     pub(crate) fn new(capacity: usize) -> Self {
-        let room = capacity.min(1 << 20) + SLACK.min(capacity);
-        let (table, ring) = (
-            HashTable::with_capacity(room),
-            VecDeque::with_capacity(room),
-        );
         Self {
-            allocated: (ring.capacity(), table.capacity()),
-            table,
-            ring,
+            table: HashTable::new(),
+            ring: VecDeque::new(),
             start: 0,
             capacity,
+            room: capacity.min(1 << 20) + SLACK.min(capacity),
         }
+    }
+
+    /// Makes room for `more` ids beyond those held, at once: at least doubling (for a bulk
+    /// load, to the whole room), and up to the room (further only for an append larger
+    /// than it).
+    pub(crate) fn reserve(&mut self, more: usize) {
+        let len = self.ring.len();
+        let want = len.saturating_add(more);
+        if self.capacity == 0 || want <= self.ring.capacity() {
+            return;
+        }
+        let mut target = want.max(len.saturating_mul(2)).max(MIN_GROWTH);
+        if more >= BULK {
+            target = target.max(self.room);
+        }
+        if want <= self.room {
+            target = target.min(self.room);
+        }
+        self.ring.reserve_exact(target - len);
+        let (ring, start) = (&self.ring, self.start);
+        self.table
+            .reserve(target.saturating_sub(self.table.len()), |&i| {
+                slot(ring, start, i).map_or(0, hash)
+            });
     }
 
     /// One past the newest index remembered.
@@ -91,6 +125,7 @@ impl IdWindow {
             self.ring.clear();
             self.start = index;
         }
+        self.reserve(1);
         let (ring, start) = (&self.ring, self.start);
         let at = |i: u64| slot(ring, start, i);
         match self.table.entry(
@@ -114,14 +149,15 @@ impl IdWindow {
         while self.ring.len() > self.capacity {
             self.evict_oldest();
         }
-        let (ring_room, table_room) = self.allocated;
-        if self.ring.capacity() > ring_room {
-            self.ring.shrink_to(ring_room);
+        if self.ring.capacity() > self.room {
+            self.ring.shrink_to(self.room);
         }
-        if self.table.capacity() > table_room {
+        // A table grown for the room holds fewer than twice as many (its slots are a power
+        // of two, 7/8 of them usable).
+        if self.table.capacity() > 2 * self.room {
             let (ring, start) = (&self.ring, self.start);
             self.table
-                .shrink_to(table_room, |&i| slot(ring, start, i).map_or(0, hash));
+                .shrink_to(self.room, |&i| slot(ring, start, i).map_or(0, hash));
         }
     }
 
@@ -166,14 +202,18 @@ mod tests {
     }
 
     #[test]
-    fn remembers_the_last_capacity_ids_without_growing() {
+    fn remembers_the_last_capacity_ids_growing_only_to_its_room() {
         let mut w = IdWindow::new(3);
-        let allocated = w.ring.capacity();
+        assert_eq!(
+            w.ring.capacity(),
+            0,
+            "nothing allocated before the first id"
+        );
         for i in 0..10u8 {
             w.insert(fp(i), u64::from(i));
             w.trim();
             assert!(w.ring.len() <= 3);
-            assert_eq!(w.ring.capacity(), allocated, "after inserting {i}");
+            assert!(w.ring.capacity() <= w.room, "after inserting {i}");
         }
         for i in 0..7u8 {
             assert_eq!(w.get(&fp(i)), None, "{i} should be forgotten");
@@ -188,21 +228,49 @@ mod tests {
         assert_eq!(w.get(&fp(8)), Some(8));
     }
 
+    fn fp_of(i: u64) -> Fingerprint {
+        let mut f = [0u8; 16];
+        f[..8].copy_from_slice(&(i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn grows_with_the_log_not_to_its_capacity_at_once() {
+        let mut w = IdWindow::new(1_000_000);
+        for i in 0..5_000 {
+            w.insert(fp_of(i), i);
+        }
+        w.trim();
+        // Doubling from the smallest step: a few thousand slots, not a million.
+        assert!(w.ring.capacity() < 20_000, "ring {}", w.ring.capacity());
+        assert!(w.table.capacity() < 40_000, "table {}", w.table.capacity());
+        for i in 0..5_000 {
+            assert_eq!(w.get(&fp_of(i)), Some(i));
+        }
+        // A bulk load takes the whole room at once.
+        let mut bulk = IdWindow::new(1_000_000);
+        bulk.reserve(BULK);
+        assert_eq!(bulk.ring.capacity(), bulk.room);
+        // Grown ahead in one step, it does not pass the room.
+        w.reserve(2_000_000);
+        assert!(
+            w.ring.capacity() >= 2_005_000,
+            "an append larger than the room grows it"
+        );
+        w.trim();
+        assert!(w.ring.capacity() <= w.room);
+        assert!(w.table.capacity() <= 2 * w.room);
+    }
+
     #[test]
     fn an_append_larger_than_the_room_gives_its_memory_back() {
         let mut w = IdWindow::new(10);
-        let allocated = w.allocated;
-        let fp_of = |i: u64| {
-            let mut f = [0u8; 16];
-            f[..8].copy_from_slice(&(i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
-            f
-        };
         for i in 0..1000 {
             w.insert(fp_of(i), i);
         }
-        assert!(w.ring.capacity() > allocated.0, "the append grew it");
+        assert!(w.ring.capacity() > w.room, "the append grew it");
         w.trim();
-        assert!(w.ring.capacity() <= allocated.0 && w.table.capacity() <= allocated.1);
+        assert!(w.ring.capacity() <= w.room && w.table.capacity() <= 2 * w.room);
         assert_eq!(w.get(&fp_of(989)), None);
         for i in 990..1000 {
             assert_eq!(w.get(&fp_of(i)), Some(i));

@@ -601,6 +601,8 @@ fn load_ids(
         chunks.push((first + skip as u64, bytes[skip * IDX_ENTRY..].to_vec()));
         remaining -= take;
     }
+    // Sized once for what is read back, not grown step by step while reading it.
+    ids.reserve((window as u64 - remaining) as usize);
     for (first, bytes) in chunks.into_iter().rev() {
         for (i, e) in bytes.chunks_exact(IDX_ENTRY).enumerate() {
             let mut fp = [0u8; 16];

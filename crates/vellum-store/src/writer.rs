@@ -1006,6 +1006,9 @@ impl Writer {
         let mut offsets: Vec<(usize, usize)> = Vec::new(); // (start in buf, payload len)
         let mut total = 0usize;
         let mut results = Vec::with_capacity(groups.len());
+        // Room for every id of the commit at once, not a growth step in the middle of it.
+        self.ids
+            .reserve(groups.iter().map(|(events, _)| events.len()).sum());
         for &(events, chain) in groups {
             if chain.is_some_and(AppendChain::is_broken) {
                 results.push(Err(StoreError::ChainBroken));

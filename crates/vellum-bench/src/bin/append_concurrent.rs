@@ -6,6 +6,11 @@
 //! blocking `Store::append`; with `--mode tasks` they are tasks on a tokio runtime (one worker
 //! per core) awaiting `Store::append_async`, as the server's request handlers do. Throughput is all events over the time from the start
 //! barrier until the last thread is done. Every run uses a fresh data directory.
+//!
+//! With `--warmup-per-thread W`, each appender first appends W events of its own, untimed, on
+//! the same store: the timed events then meet a writer whose memory (its id window, its
+//! allocator's pages) is already in use, as in a server that has been running, instead of a
+//! store opened a moment before.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
@@ -44,6 +49,10 @@ struct Args {
     /// The pause between bursts, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pause_ms: u64,
+    /// Events each appender appends first, untimed, on the same store (other events than
+    /// the timed ones).
+    #[arg(long, default_value_t = 0)]
+    warmup_per_thread: usize,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,16 +155,19 @@ fn main() -> anyhow::Result<()> {
         "--per-thread {per} does not split into {bursts} equal bursts"
     );
     let per_burst = per / bursts;
-    let events = load_events(&args.events, Some(threads * per))?;
+    let warm = args.warmup_per_thread;
+    let needed = threads * (warm + per);
+    let mut events = load_events(&args.events, Some(needed))?;
     anyhow::ensure!(
-        events.len() == threads * per,
-        "need {} events in {}, found {}",
-        threads * per,
+        events.len() == needed,
+        "need {needed} events in {}, found {}",
         args.events.display(),
         events.len()
     );
+    let timed = events.split_off(threads * warm);
+    let (warmup, events) = (events, timed);
     eprintln!(
-        "append_concurrent: {threads} {:?} x {per} single-event appends, {} runs",
+        "append_concurrent: {threads} {:?} x {per} single-event appends ({warm} each first, untimed), {} runs",
         args.mode, args.runs
     );
     let (mut rates, mut p50s, mut p99s, mut p999s, mut groups) =
@@ -167,7 +179,11 @@ fn main() -> anyhow::Result<()> {
         let dir = fresh_dir(&args.dir, "append-concurrent")?;
         let store = Store::open(&dir, vellum_bench::store_options())
             .with_context(|| format!("opening {}", dir.display()))?;
+        if warm > 0 {
+            run_appenders(&store, &warmup, warm, args.mode)?;
+        }
         let size_before = store.tree_size();
+        let (_, fsync_secs0, fsyncs0) = store.stats().fsync_seconds.snapshot();
         let sched0 = writer_schedstat()?;
         let cpu0 = vellum_bench::process_cpu_secs()?;
         let mut all = Vec::with_capacity(threads * per);
@@ -196,8 +212,8 @@ fn main() -> anyhow::Result<()> {
         let busy = (sched1.0 - sched0.0) as f64 / 1e9 / secs * 100.0;
         let waited = (sched1.1 - sched0.1) as f64 / 1e9;
         let appended = store.tree_size() - size_before;
-        // The store is fresh: its fdatasync times are this run's.
         let (_, fsync_secs, fsyncs) = store.stats().fsync_seconds.snapshot();
+        let (fsync_secs, fsyncs) = (fsync_secs - fsync_secs0, fsyncs - fsyncs0);
         let fsync_us = fsync_secs * 1e6 / fsyncs.max(1) as f64;
         let fsync_share = fsync_secs / secs * 100.0;
         drop(store);
@@ -234,7 +250,7 @@ fn main() -> anyhow::Result<()> {
         syncs.push(fsync_us);
     }
     println!(
-        "RESULT append_concurrent mode={:?} threads={threads} per_thread={per} bursts={bursts} pause_ms={} runs={} median_events_per_s={:.0} median_p50_us={:.0} median_p99_us={:.0} median_p999_us={:.0} events_per_commit={:.0} median_commit_interval_ms={:.2} median_fsync_us={:.0} median_process_cpu_us_per_event={:.1}",
+        "RESULT append_concurrent mode={:?} threads={threads} per_thread={per} warmup_per_thread={warm} bursts={bursts} pause_ms={} runs={} median_events_per_s={:.0} median_p50_us={:.0} median_p99_us={:.0} median_p999_us={:.0} events_per_commit={:.0} median_commit_interval_ms={:.2} median_fsync_us={:.0} median_process_cpu_us_per_event={:.1}",
         args.mode,
         args.pause_ms,
         rates.len(),
