@@ -70,7 +70,7 @@ impl From<StoreError> for AppError {
                 )
                 .retry_after(5)
             }
-            E::Io { .. } | E::Poisoned(_) | E::Closed => {
+            E::Io { .. } | E::SyncFailed { .. } | E::Poisoned(_) | E::Closed => {
                 tracing::error!(error = %e, "the audit log cannot record");
                 AppError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

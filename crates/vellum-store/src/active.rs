@@ -21,7 +21,7 @@ use std::sync::Arc;
 use rustix::fs::{FallocateFlags, OFlags};
 use rustix::io::Errno;
 
-use crate::error::{IoContext, Result};
+use crate::error::{IoContext, Result, SyncContext};
 use crate::layout::{self, Layout};
 use crate::segment;
 
@@ -151,8 +151,11 @@ impl ActiveSegment {
         let header = segment::encode_header(first_index, now_micros);
         let made = file
             .write_all_at(&header, 0)
-            .and_then(|()| file.sync_all())
             .ctx(|| format!("writing {}", path.display()))
+            .and_then(|()| {
+                file.sync_all()
+                    .sync_ctx(|| format!("syncing {}", path.display()))
+            })
             .and_then(|()| {
                 OpenOptions::new()
                     .read(true)
@@ -462,18 +465,20 @@ impl ActiveSegment {
     pub(crate) fn sync(&self) -> Result<()> {
         self.file
             .sync_data()
-            .ctx(|| format!("syncing {}", self.path.display()))
+            .sync_ctx(|| format!("syncing {}", self.path.display()))
     }
 
     /// Cuts the zeroed space and makes the segment and its index durable: it is sealed.
     pub(crate) fn seal(&mut self) -> Result<()> {
         self.file
             .set_len(self.pos)
-            .and_then(|()| self.file.sync_all())
             .ctx(|| format!("sealing {}", self.path.display()))?;
+        self.file
+            .sync_all()
+            .sync_ctx(|| format!("sealing {}", self.path.display()))?;
         self.idx
             .sync_all()
-            .ctx(|| format!("syncing {}", self.idx_path.display()))?;
+            .sync_ctx(|| format!("syncing {}", self.idx_path.display()))?;
         self.allocated = self.pos;
         Ok(())
     }

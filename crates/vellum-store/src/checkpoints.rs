@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use vellum_note::{Checkpoint, VerifierKey};
 
-use crate::error::{IoContext, Result, StoreError};
+use crate::error::{IoContext, Result, StoreError, SyncContext};
 use crate::layout::{self, Layout};
 use crate::record::{self, LogEnd};
 
@@ -130,7 +130,7 @@ impl CheckpointWriter {
             file.set_len(at)
                 .ctx(|| format!("cutting {}", path.display()))?;
             file.sync_all()
-                .ctx(|| format!("syncing {}", path.display()))?;
+                .sync_ctx(|| format!("syncing {}", path.display()))?;
         }
         layout::sync_dir(layout.root())?;
         let len = file

@@ -57,6 +57,15 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// An fsync or fdatasync failed. Unlike a failed write it is never retried: the kernel
+    /// may have dropped the pages it was to write (a second sync then succeeds without
+    /// them), so the writer stops until a reopen rebuilds its state from the disk.
+    #[error("{context}: {source}")]
+    SyncFailed {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "the store stopped accepting writes after an earlier failure ({0}); restart to recover"
     )]
@@ -92,10 +101,11 @@ impl StoreError {
         match self {
             StoreError::Io { context, source } => StoreError::Io {
                 context: context.clone(),
-                source: match source.raw_os_error() {
-                    Some(code) => std::io::Error::from_raw_os_error(code),
-                    None => std::io::Error::new(source.kind(), source.to_string()),
-                },
+                source: copy_io_error(source),
+            },
+            StoreError::SyncFailed { context, source } => StoreError::SyncFailed {
+                context: context.clone(),
+                source: copy_io_error(source),
             },
             StoreError::Poisoned(why) => StoreError::Poisoned(why.clone()),
             StoreError::Busy => StoreError::Busy,
@@ -104,9 +114,23 @@ impl StoreError {
         }
     }
 
-    /// True when the failure came from the disk being full.
+    /// True when the failure came from the disk being full, before anything was handed to
+    /// it (a write, not a sync): nothing was lost, and the same work can be tried again.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, StoreError::Io { source, .. } if source.raw_os_error() == Some(28))
+    }
+
+    /// True when an fsync or fdatasync failed (see [`StoreError::SyncFailed`]).
+    pub fn is_sync_failure(&self) -> bool {
+        matches!(self, StoreError::SyncFailed { .. })
+    }
+}
+
+/// The OS error code (or kind and message) of `source`, for a second caller.
+fn copy_io_error(source: &std::io::Error) -> std::io::Error {
+    match source.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::new(source.kind(), source.to_string()),
     }
 }
 
@@ -118,6 +142,20 @@ pub(crate) trait IoContext<T> {
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|source| StoreError::Io {
+            context: context(),
+            source,
+        })
+    }
+}
+
+/// Adds a description of what was being synced to the error of an fsync or fdatasync.
+pub(crate) trait SyncContext<T> {
+    fn sync_ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> SyncContext<T> for std::io::Result<T> {
+    fn sync_ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| StoreError::SyncFailed {
             context: context(),
             source,
         })

@@ -5,7 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::error::{IoContext, Result, StoreError};
+use crate::error::{IoContext, Result, StoreError, SyncContext};
 
 pub(crate) const META: &str = "vellum.json";
 pub(crate) const LOCK: &str = "LOCK";
@@ -137,8 +137,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         dir
     };
     File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("syncing directory {}", dir.display()))
+        .ctx(|| format!("opening directory {}", dir.display()))?
+        .sync_all()
+        .sync_ctx(|| format!("syncing directory {}", dir.display()))
 }
 
 /// Creates a directory (and parents) durably.
@@ -166,8 +167,9 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()
         .open(&tmp)
         .ctx(|| format!("creating {}", tmp.display()))?;
     f.write_all(contents)
-        .and_then(|()| f.sync_all())
         .ctx(|| format!("writing {}", tmp.display()))?;
+    f.sync_all()
+        .sync_ctx(|| format!("syncing {}", tmp.display()))?;
     fs::rename(&tmp, path).ctx(|| format!("renaming {} into place", tmp.display()))?;
     match path.parent() {
         Some(dir) => sync_dir(dir),

@@ -66,15 +66,21 @@ pub(crate) fn append_synced(
     payload: &[u8],
     path: &std::path::Path,
 ) -> crate::error::Result<u64> {
-    use crate::error::IoContext;
+    use crate::error::{IoContext, SyncContext};
     use std::io::Write;
     let mut framed = Vec::with_capacity(payload.len() + HEADER_LEN);
     encode(&mut framed, payload);
-    let result = file.write_all(&framed).and_then(|()| file.sync_data());
+    let result = file
+        .write_all(&framed)
+        .ctx(|| format!("appending to {}", path.display()))
+        .and_then(|()| {
+            file.sync_data()
+                .sync_ctx(|| format!("syncing {}", path.display()))
+        });
     if result.is_err() {
         let _ = file.set_len(len).and_then(|()| file.sync_data());
     }
-    result.ctx(|| format!("appending to {}", path.display()))?;
+    result?;
     Ok(len + framed.len() as u64)
 }
 

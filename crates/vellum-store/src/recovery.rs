@@ -22,7 +22,7 @@ use vellum_note::Checkpoint;
 
 use crate::active::ActiveSegment;
 use crate::checkpoints::{self, CheckpointWriter};
-use crate::error::{IoContext, Result, StoreError};
+use crate::error::{IoContext, Result, StoreError, SyncContext};
 use crate::ids::IdWindow;
 use crate::layout::{self, Layout};
 use crate::meta::{self, Meta};
@@ -232,7 +232,7 @@ pub(crate) fn open_writer(layout: &Layout, options: &Options) -> Result<(Writer,
     let ids = load_ids(layout, &firsts, &seg, options.dedupe_window)?;
     seg.idx
         .sync_all()
-        .ctx(|| format!("syncing {}", seg.idx_path.display()))?;
+        .sync_ctx(|| format!("syncing {}", seg.idx_path.display()))?;
     let mut writer = Writer::new(
         layout.clone(),
         options.clone(),
@@ -385,7 +385,7 @@ fn reopen_active(
             at += n as u64;
         }
         file.sync_all()
-            .ctx(|| format!("syncing {}", path.display()))?;
+            .sync_ctx(|| format!("syncing {}", path.display()))?;
         recovered.torn_tail = Some((path.clone(), end.end, cut));
     }
     let idx = OpenOptions::new()
@@ -461,7 +461,7 @@ fn keep_cut_bytes(
             at += n as u64;
         }
         out.sync_all()
-            .ctx(|| format!("syncing {}", kept.display()))?;
+            .sync_ctx(|| format!("syncing {}", kept.display()))?;
         layout::sync_dir(&dir)?;
         layout::sync_dir(layout.root())
     };

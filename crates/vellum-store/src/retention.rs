@@ -14,7 +14,7 @@ use std::io::Read;
 use serde::{Deserialize, Serialize};
 use vellum_event::{Category, Event, Outcome, StoredEvent, Timestamp};
 
-use crate::error::{IoContext, Result, StoreError};
+use crate::error::{IoContext, Result, StoreError, SyncContext};
 use crate::layout::{self, Layout};
 use crate::record::{self, LogEnd};
 use crate::recovery::{idx_len, idx_offset};
@@ -57,8 +57,9 @@ pub(crate) fn recover_prunes(layout: &Layout) -> Result<u64> {
             .open(&path)
             .ctx(|| format!("opening {}", path.display()))?;
         f.set_len(at)
-            .and_then(|()| f.sync_all())
             .ctx(|| format!("cutting the torn tail of {}", path.display()))?;
+        f.sync_all()
+            .sync_ctx(|| format!("syncing {}", path.display()))?;
     }
     Ok(prunes.last().map_or(0, |p| p.end_index))
 }

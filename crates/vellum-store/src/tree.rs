@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use vellum_merkle::{Hash, NodeId, NodeSource};
 
-use crate::error::{IoContext, Result, StoreError};
+use crate::error::{IoContext, Result, StoreError, SyncContext};
 use crate::layout::{self, Layout};
 
 /// Enough levels for 2^63 leaves.
@@ -226,9 +226,9 @@ impl TreeWriter {
         self.sync_dir()?;
         for (n, l) in self.levels.iter_mut().enumerate() {
             if l.dirty {
-                l.file
-                    .sync_data()
-                    .ctx(|| format!("syncing {}", self.layout.tree_level(n as u8).display()))?;
+                l.file.sync_data().sync_ctx(|| {
+                    format!("syncing {}", self.layout.tree_level(n as u8).display())
+                })?;
                 l.dirty = false;
             }
         }

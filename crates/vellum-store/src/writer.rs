@@ -744,7 +744,8 @@ impl Writer {
                 }
                 Command::Prune(now, reply) => {
                     self.drain();
-                    let _ = reply.send(retention::prune(&mut self, now));
+                    let pruned = retention::prune(&mut self, now);
+                    let _ = reply.send(self.stop_on_sync_failure(pruned));
                 }
             }
         }
@@ -789,7 +790,9 @@ impl Writer {
                 }
             }
             Err(source) => {
-                let e = StoreError::Io {
+                // A direct write performed there, or the sync: either way the commit was
+                // counted as written, and nothing after it can be trusted.
+                let e = StoreError::SyncFailed {
                     context: format!("writing and syncing {}", self.seg.path.display()),
                     source,
                 };
@@ -889,6 +892,17 @@ impl Writer {
         if !e.is_disk_full() {
             self.poison(e);
         }
+    }
+
+    /// Stops the writer when `result` is a failed fsync: what it was to make durable may
+    /// be lost, and a second sync would succeed without it.
+    fn stop_on_sync_failure<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result
+            && e.is_sync_failure()
+        {
+            self.poison(e);
+        }
+        result
     }
 
     fn poison(&mut self, e: &StoreError) {
@@ -1343,8 +1357,14 @@ impl Writer {
         });
     }
 
-    /// Seals the active segment and starts the next.
+    /// Seals the active segment and starts the next. A failed sync stops the writer: the
+    /// `.idx` entries it was to make durable may be lost.
     pub(crate) fn rotate(&mut self) -> Result<()> {
+        let rotated = self.seal_and_start_next();
+        self.stop_on_sync_failure(rotated)
+    }
+
+    fn seal_and_start_next(&mut self) -> Result<()> {
         self.seg.flush_idx()?;
         self.seg.seal()?;
         let first = self.seg.first_index + self.seg.count;
@@ -1353,8 +1373,15 @@ impl Writer {
         Ok(())
     }
 
-    /// Syncs the tree files, then signs and durably records a checkpoint of the tree.
+    /// Syncs the tree files, then signs and durably records a checkpoint of the tree. A
+    /// failed sync stops the writer: the tree nodes it was to make durable may be lost, and
+    /// a checkpoint signed after a second sync would cover a tree the disk does not hold.
     pub(crate) fn issue_checkpoint(&mut self) -> Result<Issued> {
+        let issued = self.sign_checkpoint();
+        self.stop_on_sync_failure(issued)
+    }
+
+    fn sign_checkpoint(&mut self) -> Result<Issued> {
         if let Some(why) = &self.poisoned {
             return Err(StoreError::Poisoned(why.clone()));
         }

@@ -1,8 +1,10 @@
 //! Helpers shared by the tests of several crates (a dev-dependency only).
 //!
 //! Disk-full tests mount a small tmpfs and fill it, so that the store meets `ENOSPC` for
-//! real. Mounting needs root; `.ci/run` runs as root. The helpers panic with a message
-//! saying what is missing, as a test should.
+//! real; fsync-failure tests put a file system on a loop device over such a tmpfs
+//! ([`FailingDisk`]), so that writing back to it fails with `EIO` for real. Mounting needs
+//! root; `.ci/run` runs as root. The helpers panic with a message saying what is missing,
+//! as a test should.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -58,4 +60,105 @@ pub fn fill(path: &Path) -> u64 {
     }
     let _ = f.sync_all();
     written
+}
+
+/// An ext4 file system (without a journal) on a loop device whose backing file lives on a
+/// small tmpfs: once [`FailingDisk::fill_backing`] has filled that tmpfs, writing back a
+/// block the file system has not written before fails, and `fdatasync` returns `EIO` for
+/// real (a second `fdatasync` then succeeds, the data lost: what a store must not be fooled
+/// by). Blocks already written are rewritten in place and keep working. Needs root, tmpfs
+/// mounts and a free loop device; dropped, it unmounts and detaches everything.
+#[derive(Debug)]
+pub struct FailingDisk {
+    /// Where the ext4 file system is mounted.
+    pub dir: PathBuf,
+    backing: PathBuf,
+    device: String,
+    mounted: bool,
+    _tmpfs: Mount,
+}
+
+fn run(what: &str, cmd: &mut Command) -> String {
+    match cmd.output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Ok(o) => panic!(
+            "this test needs root, tmpfs and loop devices (util-linux's mount and losetup, e2fsprogs' mkfs.ext4); {what} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!(
+            "this test needs root, tmpfs and loop devices (util-linux's mount and losetup, e2fsprogs' mkfs.ext4); {what} could not run: {e}"
+        ),
+    }
+}
+
+impl FailingDisk {
+    /// Under `root` (which must exist): a tmpfs of `backing_size` holding a sparse image of
+    /// `fs_size`, formatted and mounted on `root/fs`.
+    pub fn new(root: &Path, backing_size: &str, fs_size: &str) -> FailingDisk {
+        let tmpfs = mount_tmpfs(&root.join("backing"), backing_size);
+        let image = root.join("backing/image");
+        run(
+            "truncate",
+            Command::new("truncate").args(["-s", fs_size]).arg(&image),
+        );
+        run(
+            "mkfs.ext4",
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F", "-O", "^has_journal"])
+                .arg(&image),
+        );
+        let device = run(
+            "losetup",
+            Command::new("losetup").args(["-f", "--show"]).arg(&image),
+        );
+        let dir = root.join("fs");
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            panic!("creating {}: {e}", dir.display());
+        }
+        let mut disk = FailingDisk {
+            dir,
+            backing: root.join("backing"),
+            device,
+            mounted: false,
+            _tmpfs: tmpfs,
+        };
+        disk.mount();
+        disk
+    }
+
+    fn mount(&mut self) {
+        run(
+            "mount",
+            Command::new("mount").arg(&self.device).arg(&self.dir),
+        );
+        self.mounted = true;
+    }
+
+    /// Fills the tmpfs under the image: from now on, blocks not written before fail.
+    pub fn fill_backing(&self) -> u64 {
+        fill(&self.backing.join("filler"))
+    }
+
+    /// Frees the tmpfs again and mounts the file system afresh, so that what is read comes
+    /// from the image (what reached the "disk"), not from the page cache, which still holds
+    /// the pages whose writing failed.
+    pub fn repair_and_remount(&mut self) {
+        let filler = self.backing.join("filler");
+        if let Err(e) = std::fs::remove_file(&filler) {
+            panic!("removing {}: {e}", filler.display());
+        }
+        run("umount", Command::new("umount").arg(&self.dir));
+        self.mounted = false;
+        self.mount();
+    }
+}
+
+impl Drop for FailingDisk {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+        let _ = Command::new("losetup").arg("-d").arg(&self.device).status();
+    }
 }

@@ -1,0 +1,253 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! A disk whose `fdatasync` fails, for real: the store on an ext4 file system on a loop
+//! device whose backing file sits on a tmpfs that the test fills (`vellum_testkit::
+//! FailingDisk`). Writing back a block never written before then fails with `EIO`, and a
+//! second `fdatasync` succeeds with the data lost, so a writer that simply retried would
+//! acknowledge events that are not on the disk.
+//!
+//! Each test appends until an append fails, then holds the store to this: the writer stops
+//! (every later append is refused as `Poisoned`), and once the disk has room again and is
+//! mounted afresh (what is read then comes from the disk, not from the page cache), reopening
+//! recovers a log that holds every acknowledged event exactly once, at the index it was
+//! acknowledged with, that `verify` passes and that takes appends again.
+//!
+//! Needs root, tmpfs and a loop device; `.ci/run` runs as root.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use vellum_event::{Category, Event, Outcome, StoredEvent};
+use vellum_store::{LogReader, Options, Store, StoreError, VerifyOptions, verify};
+use vellum_testkit::FailingDisk;
+
+fn options() -> Options {
+    Options {
+        create: true,
+        origin: Some("vellum/fsync-failure-test".into()),
+        segment_max_bytes: 8 << 20,
+        checkpoint_interval: Duration::from_millis(200),
+        ..Options::default()
+    }
+}
+
+fn event(id: &str, pad: usize) -> Event {
+    let mut e = Event::new(Category::ApiRequest, "chat.completions", Outcome::Success)
+        .with_details(serde_json::json!({ "pad": "x".repeat(pad) }));
+    e.id = id.parse().unwrap();
+    e
+}
+
+/// A failing disk (`backing` of tmpfs under an ext4 of `size`) and where the log goes on
+/// it; the temporary directory holding both comes first, to be dropped last.
+fn failing_disk(backing: &str, size: &str) -> (tempfile::TempDir, FailingDisk, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = FailingDisk::new(tmp.path(), backing, size);
+    let data = disk.dir.join("log");
+    (tmp, disk, data)
+}
+
+/// Every acknowledged id and the index it was acknowledged with.
+type Acked = HashMap<String, u64>;
+
+fn keep(acked: &Mutex<Acked>, events: &[Event], a: &vellum_store::Appended) {
+    let mut acked = acked.lock().unwrap();
+    for (e, &(index, _)) in events.iter().zip(&a.indexes) {
+        if let Some(was) = acked.insert(e.id.to_string(), index) {
+            assert_eq!(was, index, "{} acknowledged at two indexes", e.id);
+        }
+    }
+}
+
+/// After the failure: the writer refuses everything, though the disk would now take a sync.
+fn assert_stopped(store: &Store, failure: &StoreError) {
+    assert!(
+        store.poisoned().is_some(),
+        "an append failed ({failure}) but the writer goes on"
+    );
+    match store.append(vec![event("after-the-failure", 10)]) {
+        Err(StoreError::Poisoned(why)) => assert!(!why.is_empty()),
+        other => panic!("an append after a failed sync: {other:?}"),
+    }
+}
+
+/// Reopens the log from the disk and holds it to every acknowledgement.
+fn assert_recovered(disk: &mut FailingDisk, data: &Path, acked: &Acked) {
+    disk.repair_and_remount();
+    let store = Store::open(data, options()).unwrap();
+    let reader = LogReader::open(data).unwrap();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut next = 0;
+    reader
+        .for_each(0, u64::MAX, |index, bytes| {
+            assert_eq!(index, next, "the log skips an index");
+            next += 1;
+            let stored = StoredEvent::parse(bytes).unwrap();
+            let id = stored.event.id.as_str().to_string();
+            if let Some(other) = seen.insert(id.clone(), index) {
+                panic!("{id} is stored twice, at {other} and at {index}");
+            }
+            Ok(())
+        })
+        .unwrap();
+    for (id, &index) in acked {
+        match seen.get(id) {
+            Some(&at) => assert_eq!(at, index, "{id} acknowledged at {index}, stored at {at}"),
+            None => panic!("acknowledged {id} (index {index}) is not on the disk"),
+        }
+    }
+    let report = verify(data, &VerifyOptions::default()).unwrap();
+    assert!(report.ok(), "verify found {:#?}", report.problems);
+    let a = store.append(vec![event("after-the-repair", 10)]).unwrap();
+    assert_eq!(
+        a.first_index,
+        Some(next),
+        "the log does not go on after its last event"
+    );
+}
+
+#[test]
+fn a_failed_fdatasync_stops_the_writer_and_loses_no_acknowledged_event() {
+    let (_tmp, mut disk, data) = failing_disk("48m", "40m");
+    let store = Store::open(&data, options()).unwrap();
+    let acked = Mutex::new(Acked::new());
+    for i in 0..50 {
+        let e = vec![event(&format!("before-{i}"), 200)];
+        keep(&acked, &e, &store.append(e.clone()).unwrap());
+    }
+
+    disk.fill_backing();
+    // Single events of about 8 KB, each synced alone: the zeroed space ahead of the records
+    // (blocks written before the disk filled) runs out within a few MiB, and the next sync
+    // writes blocks the disk has no room for.
+    let mut failure = None;
+    for i in 0..4000 {
+        let e = vec![event(&format!("after-{i}"), 8000)];
+        match store.append(e.clone()) {
+            Ok(a) => keep(&acked, &e, &a),
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        }
+    }
+    let failure = failure.expect("no append failed on a full disk");
+    assert_stopped(&store, &failure);
+    drop(store);
+    assert_recovered(&mut disk, &data, &acked.into_inner().unwrap());
+}
+
+/// Large commits are synced on the writer's sync thread while the next is laid out, and a
+/// re-sent event makes the writer wait for the commit that holds it: a sync failing there
+/// must fail every commit after it, acknowledged at none of its indexes.
+#[test]
+fn a_failed_sync_on_the_sync_thread_acknowledges_nothing_written_after_it() {
+    let (_tmp, mut disk, data) = failing_disk("96m", "80m");
+    let store = Store::open(&data, options()).unwrap();
+    let acked = Arc::new(Mutex::new(Acked::new()));
+    let first: Vec<Event> = (0..2500)
+        .map(|i| event(&format!("first-{i}"), 100))
+        .collect();
+    keep(&acked, &first, &store.append(first.clone()).unwrap());
+
+    disk.fill_backing();
+    // Two appenders, each keeping a few large appends in flight; every append re-sends the
+    // last event of the one before it, so the writer compares it with a commit that may
+    // still be syncing.
+    let failures: Vec<StoreError> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|t| {
+                let (store, acked) = (store.clone(), Arc::clone(&acked));
+                s.spawn(move || {
+                    let mut pending = std::collections::VecDeque::new();
+                    let mut previous_last: Option<Event> = None;
+                    for b in 0..40 {
+                        let mut events: Vec<Event> = (0..2500)
+                            .map(|i| event(&format!("t{t}-b{b}-{i}"), 100))
+                            .collect();
+                        if let Some(last) = previous_last.take() {
+                            events.insert(0, last);
+                        }
+                        previous_last = events.last().cloned();
+                        match store.append_deferred(events.clone()) {
+                            Ok(p) => pending.push_back((events, p)),
+                            Err(e) => return Some(e),
+                        }
+                        if pending.len() >= 3
+                            && let Some((events, p)) = pending.pop_front()
+                        {
+                            match p.wait() {
+                                Ok(a) => keep(&acked, &events, &a),
+                                Err(e) => return Some(e),
+                            }
+                        }
+                    }
+                    for (events, p) in pending {
+                        match p.wait() {
+                            Ok(a) => keep(&acked, &events, &a),
+                            Err(e) => return Some(e),
+                        }
+                    }
+                    None
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .filter_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let failure = failures.first().expect("no append failed on a full disk");
+    assert_stopped(&store, failure);
+    drop(store);
+    let acked = Arc::try_unwrap(acked).unwrap().into_inner().unwrap();
+    assert_recovered(&mut disk, &data, &acked);
+}
+
+/// The tree files are synced only before a checkpoint is signed. When that sync fails (here
+/// with `ENOSPC`: writing back blocks that need room the disk no longer has), the nodes it
+/// was to make durable may be lost, and a second sync succeeds without them: a checkpoint
+/// signed then would cover a tree the disk does not hold, and the log would not open after
+/// a restart. The failure must stop the writer instead, as a failed sync of a segment does.
+#[test]
+fn a_checkpoint_is_never_signed_over_tree_nodes_whose_sync_failed() {
+    let (_tmp, mut disk, data) = failing_disk("48m", "40m");
+    let options = Options {
+        checkpoint_interval: Duration::from_secs(3600),
+        ..options()
+    };
+    let store = Store::open(&data, options.clone()).unwrap();
+    let acked = Mutex::new(Acked::new());
+    for b in 0..100 {
+        let e: Vec<Event> = (0..10).map(|i| event(&format!("a-{b}-{i}"), 100)).collect();
+        keep(&acked, &e, &store.append(e.clone()).unwrap());
+    }
+    store.checkpoint().unwrap();
+
+    disk.fill_backing();
+    // Into the zeroed space ahead of the records, which the disk already holds: these
+    // commits sync. Their tree nodes and `.idx` entries go to blocks not written before.
+    for b in 0..30 {
+        let e: Vec<Event> = (0..10).map(|i| event(&format!("b-{b}-{i}"), 100)).collect();
+        keep(&acked, &e, &store.append(e.clone()).unwrap());
+    }
+    let failure = store
+        .checkpoint()
+        .expect_err("the tree files were synced to a full disk");
+    assert!(failure.is_sync_failure(), "{failure}");
+    // Retried, each try used to meet the failure of another level's file, until one signed
+    // a checkpoint over the lost nodes (and the log then failed to open: "the tree files
+    // do not match the latest checkpoint"). Now the first failure stops the writer.
+    match store.checkpoint() {
+        Err(StoreError::Poisoned(_)) => {}
+        Ok(issued) => panic!(
+            "a checkpoint of size {} was signed after the tree's sync failed ({failure})",
+            issued.checkpoint.size.0
+        ),
+        Err(e) => panic!("a second checkpoint after a failed sync: {e}"),
+    }
+    assert_stopped(&store, &failure);
+    drop(store);
+    assert_recovered(&mut disk, &data, &acked.into_inner().unwrap());
+}
