@@ -925,7 +925,8 @@ impl Writer {
             .iter()
             .map(|(e, c)| (e.as_slice(), c.as_ref()))
             .collect();
-        let mut written = match self.write_group(&slices, true) {
+        let laid_out = self.write_group(&slices, true);
+        let mut written = match self.stop_on_sync_failure(laid_out) {
             Ok(w) => w,
             Err(e) => return reply_all(replies, Err(e)),
         };
@@ -970,7 +971,8 @@ impl Writer {
     /// written first.
     pub(crate) fn commit(&mut self, groups: &[Group<'_>]) -> Result<Vec<Appended>> {
         self.drain();
-        let written = self.write_group(groups, false)?;
+        let laid_out = self.write_group(groups, false);
+        let written = self.stop_on_sync_failure(laid_out)?;
         self.sync_and_finish(written)?.into_iter().collect()
     }
 

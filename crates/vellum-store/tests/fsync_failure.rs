@@ -41,9 +41,13 @@ fn event(id: &str, pad: usize) -> Event {
 
 /// A failing disk (`backing` of tmpfs under an ext4 of `size`) and where the log goes on
 /// it; the temporary directory holding both comes first, to be dropped last.
-fn failing_disk(backing: &str, size: &str) -> (tempfile::TempDir, FailingDisk, PathBuf) {
+fn failing_disk(
+    backing: &str,
+    size: &str,
+    journal: bool,
+) -> (tempfile::TempDir, FailingDisk, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let disk = FailingDisk::new(tmp.path(), backing, size);
+    let disk = FailingDisk::new(tmp.path(), backing, size, journal);
     let data = disk.dir.join("log");
     (tmp, disk, data)
 }
@@ -109,7 +113,7 @@ fn assert_recovered(disk: &mut FailingDisk, data: &Path, acked: &Acked) {
 
 #[test]
 fn a_failed_fdatasync_stops_the_writer_and_loses_no_acknowledged_event() {
-    let (_tmp, mut disk, data) = failing_disk("48m", "40m");
+    let (_tmp, mut disk, data) = failing_disk("48m", "40m", false);
     let store = Store::open(&data, options()).unwrap();
     let acked = Mutex::new(Acked::new());
     for i in 0..50 {
@@ -143,10 +147,12 @@ fn a_failed_fdatasync_stops_the_writer_and_loses_no_acknowledged_event() {
 /// must fail every commit after it, acknowledged at none of its indexes.
 #[test]
 fn a_failed_sync_on_the_sync_thread_acknowledges_nothing_written_after_it() {
-    let (_tmp, mut disk, data) = failing_disk("96m", "80m");
+    let (_tmp, mut disk, data) = failing_disk("96m", "80m", true);
     let store = Store::open(&data, options()).unwrap();
     let acked = Arc::new(Mutex::new(Acked::new()));
-    let first: Vec<Event> = (0..2500)
+    // Enough that the tree already has every level the next commits reach: making a level
+    // syncs the tree directory, which would fail first.
+    let first: Vec<Event> = (0..9000)
         .map(|i| event(&format!("first-{i}"), 100))
         .collect();
     keep(&acked, &first, &store.append(first.clone()).unwrap());
@@ -212,7 +218,7 @@ fn a_failed_sync_on_the_sync_thread_acknowledges_nothing_written_after_it() {
 /// a restart. The failure must stop the writer instead, as a failed sync of a segment does.
 #[test]
 fn a_checkpoint_is_never_signed_over_tree_nodes_whose_sync_failed() {
-    let (_tmp, mut disk, data) = failing_disk("48m", "40m");
+    let (_tmp, mut disk, data) = failing_disk("48m", "40m", false);
     let options = Options {
         checkpoint_interval: Duration::from_secs(3600),
         ..options()

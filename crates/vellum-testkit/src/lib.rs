@@ -94,18 +94,26 @@ fn run(what: &str, cmd: &mut Command) -> String {
 
 impl FailingDisk {
     /// Under `root` (which must exist): a tmpfs of `backing_size` holding a sparse image of
-    /// `fs_size`, formatted and mounted on `root/fs`.
-    pub fn new(root: &Path, backing_size: &str, fs_size: &str) -> FailingDisk {
+    /// `fs_size`, formatted and mounted on `root/fs`. Without a journal, a failed write
+    /// fails alone and the rest goes on; but a metadata block that fails (an extent tree
+    /// grown into a block not written before) can then lose data synced earlier, which a
+    /// journal prevents: with one, the first failed metadata write stops the file system.
+    pub fn new(root: &Path, backing_size: &str, fs_size: &str, journal: bool) -> FailingDisk {
         let tmpfs = mount_tmpfs(&root.join("backing"), backing_size);
         let image = root.join("backing/image");
         run(
             "truncate",
             Command::new("truncate").args(["-s", fs_size]).arg(&image),
         );
+        let features = if journal {
+            "has_journal"
+        } else {
+            "^has_journal"
+        };
         run(
             "mkfs.ext4",
             Command::new("mkfs.ext4")
-                .args(["-q", "-F", "-O", "^has_journal"])
+                .args(["-q", "-F", "-O", features])
                 .arg(&image),
         );
         let device = run(
