@@ -70,7 +70,19 @@ impl From<StoreError> for AppError {
                 )
                 .retry_after(5)
             }
-            E::Io { .. } | E::SyncFailed { .. } | E::Poisoned(_) | E::Closed => {
+            E::SyncFailed { .. } => {
+                tracing::error!(error = %e, "the audit log's disk failed a sync; the log stopped");
+                AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_failed",
+                    "the audit log's disk failed to make events durable, and the log stopped \
+                     recording until it is restarted; this request's events may or may not \
+                     be stored: re-send them then (an event already stored is answered as a \
+                     duplicate)",
+                )
+                .retry_after(5)
+            }
+            E::Io { .. } | E::Poisoned(_) | E::Closed => {
                 tracing::error!(error = %e, "the audit log cannot record");
                 AppError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -55,10 +55,13 @@ const SLACK: usize = 1 << 16;
 /// The fewest ids a window grows by.
 const MIN_GROWTH: usize = 1 << 10;
 
-/// A commit of this many ids or more (a bulk load) grows the window to its room at once:
-/// the load is about to fill it, and growing it step by step would rehash the table at
-/// every step.
+/// A commit of this many ids or more (a bulk load) grows the window at once to its room,
+/// or to [`BULK_ROOM`] ids if that is less: the load is about to fill it, and growing it
+/// step by step would rehash the table at every step.
 const BULK: usize = 1 << 12;
+
+/// The most a bulk commit grows the window to at once (about 36 MB of ring and table).
+const BULK_ROOM: usize = (1 << 20) + SLACK;
 
 impl IdWindow {
     /// An empty window that will remember up to `capacity` ids; it allocates as ids come.
@@ -68,13 +71,13 @@ impl IdWindow {
             ring: VecDeque::new(),
             start: 0,
             capacity,
-            room: capacity.min(1 << 20) + SLACK.min(capacity),
+            room: capacity.saturating_add(SLACK.min(capacity)),
         }
     }
 
     /// Makes room for `more` ids beyond those held, at once: at least doubling (for a bulk
-    /// load, to the whole room), and up to the room (further only for an append larger
-    /// than it).
+    /// load, to the room or [`BULK_ROOM`]), and up to the room (further only for an append
+    /// larger than it).
     pub(crate) fn reserve(&mut self, more: usize) {
         let len = self.ring.len();
         let want = len.saturating_add(more);
@@ -83,7 +86,7 @@ impl IdWindow {
         }
         let mut target = want.max(len.saturating_mul(2)).max(MIN_GROWTH);
         if more >= BULK {
-            target = target.max(self.room);
+            target = target.max(self.room.min(BULK_ROOM));
         }
         if want <= self.room {
             target = target.min(self.room);
@@ -251,6 +254,10 @@ mod tests {
         let mut bulk = IdWindow::new(1_000_000);
         bulk.reserve(BULK);
         assert_eq!(bulk.ring.capacity(), bulk.room);
+        // A huge window does not: a bulk commit takes a first step of BULK_ROOM.
+        let mut huge = IdWindow::new(100_000_000);
+        huge.reserve(BULK);
+        assert_eq!(huge.ring.capacity(), BULK_ROOM);
         // Grown ahead in one step, it does not pass the room.
         w.reserve(2_000_000);
         assert!(
@@ -260,6 +267,35 @@ mod tests {
         w.trim();
         assert!(w.ring.capacity() <= w.room);
         assert!(w.table.capacity() <= 2 * w.room);
+    }
+
+    /// A window larger than a bulk commit's first step: once full, a commit neither grows
+    /// nor shrinks it (each would copy the ring and rehash the table on the writer).
+    #[test]
+    fn a_full_window_larger_than_a_bulk_step_stays_put() {
+        let capacity = BULK_ROOM + 5_000;
+        let mut w = IdWindow::new(capacity);
+        w.reserve(capacity);
+        for i in 0..capacity as u64 {
+            w.insert(fp_of(i), i);
+        }
+        w.trim();
+        // The first commit past full grows it to its room, once.
+        let next = capacity as u64;
+        w.reserve(1);
+        w.insert(fp_of(next), next);
+        w.trim();
+        assert_eq!(w.ring.capacity(), w.room);
+        let (ring, table) = (w.ring.capacity(), w.table.capacity());
+        for i in next + 1..next + 4 {
+            w.reserve(1);
+            w.insert(fp_of(i), i);
+            w.trim();
+            assert_eq!((w.ring.capacity(), w.table.capacity()), (ring, table));
+        }
+        assert_eq!(w.ring.len(), capacity);
+        assert_eq!(w.get(&fp_of(next + 3)), Some(next + 3));
+        assert_eq!(w.get(&fp_of(2)), None);
     }
 
     #[test]

@@ -327,6 +327,12 @@ fn reopen_active(
         .write(true)
         .open(&path)
         .ctx(|| format!("opening {}", path.display()))?;
+    // After a sync that failed (the writer then stopped, and this is its restart), the
+    // page cache may still hold records the disk never got: pages whose writeback failed
+    // stay cached, marked clean. Dropping the segment's clean pages makes what is read
+    // below what the disk holds; dirty ones stay and are written back. Best effort: a file
+    // system that ignores the advice reads as before.
+    let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
     let (_, created_micros) = segment::read_header(&file, &path)?;
     let mut idx_buf = Vec::new();
     let mut count = 0u64;

@@ -7,9 +7,10 @@
 //!
 //! Each test appends until an append fails, then holds the store to this: the writer stops
 //! (every later append is refused as `Poisoned`), and once the disk has room again and is
-//! mounted afresh (what is read then comes from the disk, not from the page cache), reopening
-//! recovers a log that holds every acknowledged event exactly once, at the index it was
-//! acknowledged with, that `verify` passes and that takes appends again.
+//! mounted afresh (what is read then comes from the disk, not from the page cache; one test
+//! restarts without that first), reopening recovers a log that holds every acknowledged
+//! event exactly once, at the index it was acknowledged with, that `verify` passes and that
+//! takes appends again.
 //!
 //! Needs root, tmpfs and a loop device; `.ci/run` runs as root.
 
@@ -79,6 +80,19 @@ fn assert_stopped(store: &Store, failure: &StoreError) {
 /// Reopens the log from the disk and holds it to every acknowledgement.
 fn assert_recovered(disk: &mut FailingDisk, data: &Path, acked: &Acked) {
     disk.repair_and_remount();
+    let store = assert_holds(data, acked);
+    let next = store.tree_size();
+    let a = store.append(vec![event("after-the-repair", 10)]).unwrap();
+    assert_eq!(
+        a.first_index,
+        Some(next),
+        "the log does not go on after its last event"
+    );
+}
+
+/// Opens the log and holds it to every acknowledgement: each acknowledged id stored once,
+/// at its index, nothing stored twice, no index skipped, and `verify` passes.
+fn assert_holds(data: &Path, acked: &Acked) -> Store {
     let store = Store::open(data, options()).unwrap();
     let reader = LogReader::open(data).unwrap();
     let mut seen: HashMap<String, u64> = HashMap::new();
@@ -103,12 +117,8 @@ fn assert_recovered(disk: &mut FailingDisk, data: &Path, acked: &Acked) {
     }
     let report = verify(data, &VerifyOptions::default()).unwrap();
     assert!(report.ok(), "verify found {:#?}", report.problems);
-    let a = store.append(vec![event("after-the-repair", 10)]).unwrap();
-    assert_eq!(
-        a.first_index,
-        Some(next),
-        "the log does not go on after its last event"
-    );
+    assert_eq!(store.tree_size(), next);
+    store
 }
 
 #[test]
@@ -150,8 +160,9 @@ fn a_failed_sync_on_the_sync_thread_acknowledges_nothing_written_after_it() {
     let (_tmp, mut disk, data) = failing_disk("96m", "80m", true);
     let store = Store::open(&data, options()).unwrap();
     let acked = Arc::new(Mutex::new(Acked::new()));
-    // Enough that the tree already has every level the next commits reach: making a level
-    // syncs the tree directory, which would fail first.
+    // Enough that the tree already has the levels the first commits after the fill reach
+    // (14 levels; the failure comes within a few commits): making a level syncs the tree
+    // directory, which would fail first (`a_failed_directory_sync_...` below).
     let first: Vec<Event> = (0..9000)
         .map(|i| event(&format!("first-{i}"), 100))
         .collect();
@@ -253,6 +264,103 @@ fn a_checkpoint_is_never_signed_over_tree_nodes_whose_sync_failed() {
         ),
         Err(e) => panic!("a second checkpoint after a failed sync: {e}"),
     }
+    assert_stopped(&store, &failure);
+    drop(store);
+    assert_recovered(&mut disk, &data, &acked.into_inner().unwrap());
+}
+
+/// "Restart to recover" without a reboot: the page cache still holds, clean, the pages
+/// whose writeback failed, so a new process would read records the disk never got (and
+/// rebuild its `.idx` from them, or sign a checkpoint over them). Opening drops the active
+/// segment's clean cached pages first, and reads what the disk holds.
+#[test]
+fn a_restart_after_a_failed_fdatasync_reads_what_the_disk_holds() {
+    let (_tmp, mut disk, data) = failing_disk("48m", "40m", false);
+    let store = Store::open(&data, options()).unwrap();
+    let acked = Mutex::new(Acked::new());
+    for i in 0..50 {
+        let e = vec![event(&format!("before-{i}"), 200)];
+        keep(&acked, &e, &store.append(e.clone()).unwrap());
+    }
+    disk.fill_backing();
+    // Appends of 25 events of about 8 KB: the failed one leaves whole pages of records in
+    // the cache past what the disk holds.
+    let mut failure = None;
+    for i in 0..400 {
+        let e: Vec<Event> = (0..25)
+            .map(|k| event(&format!("after-{i}-{k}"), 8000))
+            .collect();
+        match store.append(e.clone()) {
+            Ok(a) => keep(&acked, &e, &a),
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        }
+    }
+    let failure = failure.expect("no append failed on a full disk");
+    assert_stopped(&store, &failure);
+    drop(store);
+    let acked = acked.into_inner().unwrap();
+
+    disk.free_backing();
+    let store = assert_holds(&data, &acked);
+    let size = store.tree_size();
+    store.checkpoint().unwrap();
+    drop(store);
+    // After a reboot the disk holds the same log, and the checkpoint signed before it.
+    disk.remount();
+    let store = assert_holds(&data, &acked);
+    assert_eq!(
+        store.tree_size(),
+        size,
+        "the restart counted events the disk did not hold"
+    );
+}
+
+/// A commit that reaches a new tree level makes the level's file and syncs the tree
+/// directory while it is laid out, before its records are written: a failure there fails
+/// the commit and stops the writer, as any failed sync does.
+#[test]
+fn a_failed_directory_sync_while_laying_out_a_commit_stops_the_writer() {
+    // With a journal, the first metadata that cannot be written fails the directory's sync
+    // (the records themselves go to zeroed blocks the disk already holds).
+    let (_tmp, mut disk, data) = failing_disk("48m", "40m", true);
+    let options = Options {
+        checkpoint_interval: Duration::from_secs(3600),
+        ..options()
+    };
+    let store = Store::open(&data, options).unwrap();
+    let acked = Mutex::new(Acked::new());
+    // 1,000 events: the tree has levels 0..=9; the 1,024th event needs level 10.
+    for b in 0..100 {
+        let e: Vec<Event> = (0..10).map(|i| event(&format!("a-{b}-{i}"), 100)).collect();
+        keep(&acked, &e, &store.append(e.clone()).unwrap());
+    }
+    disk.fill_backing();
+    let mut failure = None;
+    for b in 0..10 {
+        let e: Vec<Event> = (0..10).map(|i| event(&format!("b-{b}-{i}"), 100)).collect();
+        match store.append(e.clone()) {
+            Ok(a) => keep(&acked, &e, &a),
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        }
+    }
+    let failure = failure.expect("making a tree level on a full disk did not fail");
+    match &failure {
+        StoreError::SyncFailed { context, .. } => {
+            assert!(context.contains("syncing directory"), "{failure}")
+        }
+        other => panic!("not a failed directory sync: {other}"),
+    }
+    assert_eq!(
+        acked.lock().unwrap().len(),
+        1020,
+        "the commit before level 10 was stored"
+    );
     assert_stopped(&store, &failure);
     drop(store);
     assert_recovered(&mut disk, &data, &acked.into_inner().unwrap());

@@ -116,14 +116,14 @@ impl FailingDisk {
                 .args(["-q", "-F", "-O", features])
                 .arg(&image),
         );
-        let device = run(
-            "losetup",
-            Command::new("losetup").args(["-f", "--show"]).arg(&image),
-        );
         let dir = root.join("fs");
         if let Err(e) = std::fs::create_dir_all(&dir) {
             panic!("creating {}: {e}", dir.display());
         }
+        let device = run(
+            "losetup",
+            Command::new("losetup").args(["-f", "--show"]).arg(&image),
+        );
         let mut disk = FailingDisk {
             dir,
             backing: root.join("backing"),
@@ -148,17 +148,27 @@ impl FailingDisk {
         fill(&self.backing.join("filler"))
     }
 
-    /// Frees the tmpfs again and mounts the file system afresh, so that what is read comes
-    /// from the image (what reached the "disk"), not from the page cache, which still holds
-    /// the pages whose writing failed.
-    pub fn repair_and_remount(&mut self) {
+    /// Frees the tmpfs again: writes succeed from now on. The page cache still holds the
+    /// pages whose writing failed (clean, as if written): a process started now reads them.
+    pub fn free_backing(&self) {
         let filler = self.backing.join("filler");
         if let Err(e) = std::fs::remove_file(&filler) {
             panic!("removing {}: {e}", filler.display());
         }
+    }
+
+    /// Mounts the file system afresh, so that what is read comes from the image (what
+    /// reached the "disk"), not from the page cache: as after a reboot.
+    pub fn remount(&mut self) {
         run("umount", Command::new("umount").arg(&self.dir));
         self.mounted = false;
         self.mount();
+    }
+
+    /// [`FailingDisk::free_backing`], then [`FailingDisk::remount`].
+    pub fn repair_and_remount(&mut self) {
+        self.free_backing();
+        self.remount();
     }
 }
 
