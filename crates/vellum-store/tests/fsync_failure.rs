@@ -121,6 +121,23 @@ fn assert_holds(data: &Path, acked: &Acked) -> Store {
     store
 }
 
+/// Appends `batch(i)` for `i` in `0..most` until an append fails; the failure.
+fn append_until_failure(
+    store: &Store,
+    acked: &Mutex<Acked>,
+    most: usize,
+    batch: impl Fn(usize) -> Vec<Event>,
+) -> StoreError {
+    for i in 0..most {
+        let e = batch(i);
+        match store.append(e.clone()) {
+            Ok(a) => keep(acked, &e, &a),
+            Err(err) => return err,
+        }
+    }
+    panic!("no append failed on a full disk");
+}
+
 #[test]
 fn a_failed_fdatasync_stops_the_writer_and_loses_no_acknowledged_event() {
     let (_tmp, mut disk, data) = failing_disk("48m", "40m", false);
@@ -135,18 +152,9 @@ fn a_failed_fdatasync_stops_the_writer_and_loses_no_acknowledged_event() {
     // Single events of about 8 KB, each synced alone: the zeroed space ahead of the records
     // (blocks written before the disk filled) runs out within a few MiB, and the next sync
     // writes blocks the disk has no room for.
-    let mut failure = None;
-    for i in 0..4000 {
-        let e = vec![event(&format!("after-{i}"), 8000)];
-        match store.append(e.clone()) {
-            Ok(a) => keep(&acked, &e, &a),
-            Err(err) => {
-                failure = Some(err);
-                break;
-            }
-        }
-    }
-    let failure = failure.expect("no append failed on a full disk");
+    let failure = append_until_failure(&store, &acked, 4000, |i| {
+        vec![event(&format!("after-{i}"), 8000)]
+    });
     assert_stopped(&store, &failure);
     drop(store);
     assert_recovered(&mut disk, &data, &acked.into_inner().unwrap());
@@ -285,20 +293,11 @@ fn a_restart_after_a_failed_fdatasync_reads_what_the_disk_holds() {
     disk.fill_backing();
     // Appends of 25 events of about 8 KB: the failed one leaves whole pages of records in
     // the cache past what the disk holds.
-    let mut failure = None;
-    for i in 0..400 {
-        let e: Vec<Event> = (0..25)
+    let failure = append_until_failure(&store, &acked, 400, |i| {
+        (0..25)
             .map(|k| event(&format!("after-{i}-{k}"), 8000))
-            .collect();
-        match store.append(e.clone()) {
-            Ok(a) => keep(&acked, &e, &a),
-            Err(err) => {
-                failure = Some(err);
-                break;
-            }
-        }
-    }
-    let failure = failure.expect("no append failed on a full disk");
+            .collect()
+    });
     assert_stopped(&store, &failure);
     drop(store);
     let acked = acked.into_inner().unwrap();
@@ -338,18 +337,9 @@ fn a_failed_directory_sync_while_laying_out_a_commit_stops_the_writer() {
         keep(&acked, &e, &store.append(e.clone()).unwrap());
     }
     disk.fill_backing();
-    let mut failure = None;
-    for b in 0..10 {
-        let e: Vec<Event> = (0..10).map(|i| event(&format!("b-{b}-{i}"), 100)).collect();
-        match store.append(e.clone()) {
-            Ok(a) => keep(&acked, &e, &a),
-            Err(err) => {
-                failure = Some(err);
-                break;
-            }
-        }
-    }
-    let failure = failure.expect("making a tree level on a full disk did not fail");
+    let failure = append_until_failure(&store, &acked, 10, |b| {
+        (0..10).map(|i| event(&format!("b-{b}-{i}"), 100)).collect()
+    });
     match &failure {
         StoreError::SyncFailed { context, .. } => {
             assert!(context.contains("syncing directory"), "{failure}")
