@@ -58,6 +58,8 @@ echo "== 2. 64 concurrent appenders, one event each, waiting for durability"
 uptime
 "$B/fsync_probe" --bytes 25000 --commits 1000 --runs 3 --dir "$W"
 "$B/append_concurrent" --events "$EVENTS" --threads 64 --per-thread 1000 --runs "$RUNS" --dir "$W" --mode tasks
+echo "-- the same after 500 untimed appends each on the same store (a writer that has been running)"
+"$B/append_concurrent" --events "$EVENTS" --threads 64 --per-thread 1000 --warmup-per-thread 500 --runs "$RUNS" --dir "$W" --mode tasks
 "$B/append_concurrent" --events "$EVENTS" --threads 64 --per-thread 1000 --runs "$RUNS" --dir "$W" --mode threads
 "$B/fsync_probe" --bytes 25000 --commits 1000 --runs 3 --dir "$W"
 echo "-- the same in bursts of 100 per appender with 3 s pauses (audit traffic): the p99"
