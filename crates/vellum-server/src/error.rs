@@ -82,7 +82,18 @@ impl From<StoreError> for AppError {
                 )
                 .retry_after(5)
             }
-            E::Io { .. } | E::Poisoned(_) | E::Closed => {
+            E::Poisoned(_) => {
+                tracing::error!(error = %e, "the audit log stopped after an earlier failure");
+                AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the audit log stopped recording after an earlier failure and needs a \
+                     restart; this request's events were not acknowledged: re-send them then \
+                     (an event already stored is answered as a duplicate)",
+                )
+                .retry_after(5)
+            }
+            E::Io { .. } | E::Closed => {
                 tracing::error!(error = %e, "the audit log cannot record");
                 AppError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

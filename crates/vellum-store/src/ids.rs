@@ -43,8 +43,10 @@ pub(crate) struct IdWindow {
     ring: VecDeque<Fingerprint>,
     start: u64,
     capacity: usize,
-    /// How many ids the window grows to hold at most (the capacity and some slack): what
-    /// [`IdWindow::trim`] shrinks it back to after an append larger than that.
+    /// How many ids the window grows to hold (the capacity and some slack). A commit
+    /// larger than the slack grows it past that, to what it needs; [`IdWindow::trim`]
+    /// gives the memory back only beyond twice the room, so that such commits, which may
+    /// come one after another, do not grow and shrink it each time.
     room: usize,
 }
 
@@ -76,25 +78,44 @@ impl IdWindow {
     }
 
     /// Makes room for `more` ids beyond those held, at once: at least doubling (for a bulk
-    /// load, to the room or [`BULK_ROOM`]), and up to the room (further only for an append
-    /// larger than it).
+    /// load, to the room or [`BULK_ROOM`]), and up to the room; past it, to what is needed.
     pub(crate) fn reserve(&mut self, more: usize) {
         let len = self.ring.len();
         let want = len.saturating_add(more);
         if self.capacity == 0 || want <= self.ring.capacity() {
             return;
         }
-        let mut target = want.max(len.saturating_mul(2)).max(MIN_GROWTH);
-        if more >= BULK {
-            target = target.max(self.room.min(BULK_ROOM));
-        }
-        if want <= self.room {
-            target = target.min(self.room);
-        }
+        let target = if want > self.room {
+            // A quarter more than it holds, so that inserting id by id stays linear.
+            want.max(len.saturating_add(len / 4))
+        } else {
+            let doubled = want.max(len.saturating_mul(2)).max(MIN_GROWTH);
+            let bulk = if more >= BULK {
+                self.room.min(BULK_ROOM)
+            } else {
+                0
+            };
+            doubled.max(bulk).min(self.room)
+        };
         self.ring.reserve_exact(target - len);
         let (ring, start) = (&self.ring, self.start);
         self.table
             .reserve(target.saturating_sub(self.table.len()), |&i| {
+                slot(ring, start, i).map_or(0, hash)
+            });
+    }
+
+    /// Sized exactly for `n` ids about to be read back (on open), not grown to a bulk
+    /// load's first step: a small log keeps a small window.
+    pub(crate) fn reserve_exact(&mut self, n: usize) {
+        let n = n.min(self.room);
+        if self.capacity == 0 || n <= self.ring.capacity() {
+            return;
+        }
+        self.ring.reserve_exact(n - self.ring.len());
+        let (ring, start) = (&self.ring, self.start);
+        self.table
+            .reserve(n.saturating_sub(self.table.len()), |&i| {
                 slot(ring, start, i).map_or(0, hash)
             });
     }
@@ -152,7 +173,7 @@ impl IdWindow {
         while self.ring.len() > self.capacity {
             self.evict_oldest();
         }
-        if self.ring.capacity() > self.room {
+        if self.ring.capacity() > 2 * self.room {
             self.ring.shrink_to(self.room);
         }
         // A table grown for the room holds fewer than twice as many (its slots are a power
@@ -258,10 +279,11 @@ mod tests {
         let mut huge = IdWindow::new(100_000_000);
         huge.reserve(BULK);
         assert_eq!(huge.ring.capacity(), BULK_ROOM);
-        // Grown ahead in one step, it does not pass the room.
-        w.reserve(2_000_000);
+        // Grown ahead in one step for an append of more than twice the room, it gives
+        // the memory back once the append is in.
+        w.reserve(3_000_000);
         assert!(
-            w.ring.capacity() >= 2_005_000,
+            w.ring.capacity() >= 3_005_000,
             "an append larger than the room grows it"
         );
         w.trim();
@@ -296,6 +318,41 @@ mod tests {
         assert_eq!(w.ring.len(), capacity);
         assert_eq!(w.get(&fp_of(next + 3)), Some(next + 3));
         assert_eq!(w.get(&fp_of(2)), None);
+    }
+
+    /// Commits larger than the slack on a full window, one after another: the first grows
+    /// it, the next ones find the room there (no copy of the ring, no rehash each time).
+    #[test]
+    fn commits_larger_than_the_slack_do_not_grow_and_shrink_the_window_each_time() {
+        let capacity = 1_000;
+        let mut w = IdWindow::new(capacity);
+        let mut next = 0u64;
+        let mut commit = |w: &mut IdWindow, n: u64| {
+            w.reserve(n as usize);
+            for i in next..next + n {
+                w.insert(fp_of(i), i);
+            }
+            next += n;
+            w.trim();
+        };
+        commit(&mut w, capacity as u64);
+        commit(&mut w, 1_500);
+        let (ring, table) = (w.ring.capacity(), w.table.capacity());
+        assert!(ring <= 2 * w.room && table <= 2 * w.room);
+        for _ in 0..5 {
+            commit(&mut w, 1_500);
+            assert_eq!((w.ring.capacity(), w.table.capacity()), (ring, table));
+        }
+        assert_eq!(w.ring.len(), capacity);
+        assert_eq!(w.get(&fp_of(next - 1)), Some(next - 1));
+    }
+
+    /// Reading back a small log sizes the window for it, not for a bulk load.
+    #[test]
+    fn a_window_read_back_is_sized_for_what_it_holds() {
+        let mut w = IdWindow::new(1_000_000);
+        w.reserve_exact(5_000);
+        assert!(w.ring.capacity() < 10_000, "ring {}", w.ring.capacity());
     }
 
     #[test]

@@ -327,6 +327,11 @@ fn reopen_active(
         .write(true)
         .open(&path)
         .ctx(|| format!("opening {}", path.display()))?;
+    // Records written and not yet synced when a writer died are made durable now, before
+    // they are counted; if that fails, the open fails (a second open then reads what the
+    // disk holds, below).
+    file.sync_data()
+        .sync_ctx(|| format!("syncing {}", path.display()))?;
     // After a sync that failed (the writer then stopped, and this is its restart), the
     // page cache may still hold records the disk never got: pages whose writeback failed
     // stay cached, marked clean. Dropping the segment's clean pages makes what is read
@@ -410,6 +415,9 @@ fn reopen_active(
         .truncate(true)
         .open(&idx_path)
         .ctx(|| format!("opening {}", idx_path.display()))?;
+    // A writeback error an earlier writer never saw (it does not sync this file) would be
+    // reported to the first sync below, about pages the truncation has just replaced.
+    let _ = idx.sync_data();
     idx.write_all_at(&idx_buf, 0)
         .ctx(|| format!("writing {}", idx_path.display()))?;
     ActiveSegment::reopen(
@@ -617,7 +625,7 @@ fn load_ids(
         remaining -= take;
     }
     // Sized once for what is read back, not grown step by step while reading it.
-    ids.reserve((window as u64 - remaining) as usize);
+    ids.reserve_exact((window as u64 - remaining) as usize);
     for (first, bytes) in chunks.into_iter().rev() {
         for (i, e) in bytes.chunks_exact(IDX_ENTRY).enumerate() {
             let mut fp = [0u8; 16];

@@ -130,6 +130,10 @@ impl TreeWriter {
                 ));
             }
             if len != entries * 32 {
+                // Nodes past the checkpoint, which are cut here and hashed again: a
+                // writeback error of theirs that the writer never saw would be reported to
+                // the next sync of the file.
+                let _ = file.sync_data();
                 file.set_len(entries * 32)
                     .ctx(|| format!("truncating {}", path.display()))?;
             }

@@ -62,12 +62,14 @@ pub fn fill(path: &Path) -> u64 {
     written
 }
 
-/// An ext4 file system (without a journal) on a loop device whose backing file lives on a
-/// small tmpfs: once [`FailingDisk::fill_backing`] has filled that tmpfs, writing back a
-/// block the file system has not written before fails, and `fdatasync` returns `EIO` for
-/// real (a second `fdatasync` then succeeds, the data lost: what a store must not be fooled
-/// by). Blocks already written are rewritten in place and keep working. Needs root, tmpfs
-/// mounts and a free loop device; dropped, it unmounts and detaches everything.
+/// An ext4 file system (with or without a journal) on a loop device whose backing file
+/// lives on a small tmpfs: once [`FailingDisk::fill_backing`] has filled that tmpfs,
+/// writing back a block the file system has not written before fails, and `fdatasync`
+/// fails for real (`ENOSPC` or `EIO`; a second `fdatasync` then succeeds, the data lost:
+/// what a store must not be fooled by). Blocks already written are rewritten in place and
+/// keep working. The loop device takes one page per request (see [`FailingDisk::new`]).
+/// Needs root, tmpfs mounts and a free loop device; dropped, it unmounts and detaches
+/// everything.
 #[derive(Debug)]
 pub struct FailingDisk {
     /// Where the ext4 file system is mounted.
@@ -124,6 +126,16 @@ impl FailingDisk {
             "losetup",
             Command::new("losetup").args(["-f", "--show"]).arg(&image),
         );
+        // One page per request to the backing file: the loop driver takes a short write
+        // to it for a whole one, so a request that began in a page the tmpfs holds and ran
+        // into one it does not would lose its tail without an error. A page is held or
+        // not, so each request now fails whole or succeeds whole.
+        let name = device.trim_start_matches("/dev/");
+        let limit = format!("/sys/block/{name}/queue/max_sectors_kb");
+        if let Err(e) = std::fs::write(&limit, "4") {
+            let _ = Command::new("losetup").arg("-d").arg(&device).status();
+            panic!("this test needs to limit {limit} to 4 KiB: {e}");
+        }
         let mut disk = FailingDisk {
             dir,
             backing: root.join("backing"),
