@@ -45,8 +45,9 @@ pub(crate) struct IdWindow {
     capacity: usize,
     /// How many ids the window grows to hold (the capacity and some slack). A commit
     /// larger than the slack grows it past that, to what it needs; [`IdWindow::trim`]
-    /// gives the memory back only beyond twice the room, so that such commits, which may
-    /// come one after another, do not grow and shrink it each time.
+    /// gives the memory back only beyond twice the room (the table with the ring), so
+    /// that such commits, which may come one after another, do not grow and shrink it
+    /// each time.
     room: usize,
 }
 
@@ -82,7 +83,15 @@ impl IdWindow {
     pub(crate) fn reserve(&mut self, more: usize) {
         let len = self.ring.len();
         let want = len.saturating_add(more);
-        if self.capacity == 0 || want <= self.ring.capacity() {
+        if self.capacity == 0 {
+            return;
+        }
+        if want <= self.ring.capacity() {
+            // The table too, at once (a no-op when it has the room): grown id by id, it
+            // would double in the middle of the commit.
+            let (ring, start) = (&self.ring, self.start);
+            self.table
+                .reserve(more, |&i| slot(ring, start, i).map_or(0, hash));
             return;
         }
         let target = if want > self.room {
@@ -173,12 +182,11 @@ impl IdWindow {
         while self.ring.len() > self.capacity {
             self.evict_oldest();
         }
+        // Only past twice the room, and the table with the ring: it is sized for as many
+        // ids as the ring holds (its slots a power of two, 7/8 of them usable), and shrunk
+        // on its own it would be grown again by the next such commit.
         if self.ring.capacity() > 2 * self.room {
             self.ring.shrink_to(self.room);
-        }
-        // A table grown for the room holds fewer than twice as many (its slots are a power
-        // of two, 7/8 of them usable).
-        if self.table.capacity() > 2 * self.room {
             let (ring, start) = (&self.ring, self.start);
             self.table
                 .shrink_to(self.room, |&i| slot(ring, start, i).map_or(0, hash));
@@ -336,12 +344,20 @@ mod tests {
             w.trim();
         };
         commit(&mut w, capacity as u64);
-        commit(&mut w, 1_500);
-        let (ring, table) = (w.ring.capacity(), w.table.capacity());
-        assert!(ring <= 2 * w.room && table <= 2 * w.room);
-        for _ in 0..5 {
-            commit(&mut w, 1_500);
-            assert_eq!((w.ring.capacity(), w.table.capacity()), (ring, table));
+        // 1,500: past the room; 2,700: the table then needs more than twice the room's
+        // slots, the ring not.
+        for size in [1_500, 2_700] {
+            commit(&mut w, size);
+            let (ring, table) = (w.ring.capacity(), w.table.capacity());
+            assert!(ring <= 2 * w.room && table <= 4 * w.room);
+            for _ in 0..5 {
+                commit(&mut w, size);
+                assert_eq!(
+                    (w.ring.capacity(), w.table.capacity()),
+                    (ring, table),
+                    "commits of {size}"
+                );
+            }
         }
         assert_eq!(w.ring.len(), capacity);
         assert_eq!(w.get(&fp_of(next - 1)), Some(next - 1));

@@ -335,18 +335,11 @@ fn reopen_active(
     // After a sync that failed (the writer then stopped, and this is its restart), the
     // page cache may still hold records the disk never got: pages whose writeback failed
     // stay cached, marked clean. Dropping the segment's clean pages makes what is read
-    // below what the disk holds; dirty ones stay and are written back. Only records past
-    // the latest checkpoint can be such (those before it were synced before it was
-    // signed), so the pages before the first of them stay cached; without its `.idx`
-    // entry, every page goes. Best effort: a file system that ignores the advice reads
-    // as before.
-    let uncheckpointed = synced
-        .checked_sub(first)
-        .filter(|&n| n > 0)
-        .and_then(|n| idx_offset(layout, first, n).ok())
-        .unwrap_or(0);
-    let from = uncheckpointed - uncheckpointed % crate::active::DIRECT_ALIGN as u64;
-    let _ = rustix::fs::fadvise(&file, from, None, rustix::fs::Advice::DontNeed);
+    // below what the disk holds; dirty ones stay and are written back. All of them: a
+    // range starting later would keep the large folio (up to 1 MiB here) it starts in,
+    // stale pages and all. Best effort: a file system that ignores the advice reads as
+    // before.
+    let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
     let (_, created_micros) = segment::read_header(&file, &path)?;
     let mut idx_buf = Vec::new();
     let mut count = 0u64;

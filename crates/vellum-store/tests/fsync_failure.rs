@@ -121,6 +121,24 @@ fn assert_holds(data: &Path, acked: &Acked) -> Store {
     store
 }
 
+/// Opens the log after the disk was repaired but not remounted (a restart without a
+/// reboot: the page cache still holds what failed to reach the disk), signs a checkpoint,
+/// then remounts: both opens hold every acknowledgement and agree on the log's size.
+fn assert_restart_then_reboot(disk: &mut FailingDisk, data: &Path, acked: &Acked) {
+    disk.free_backing();
+    let store = assert_holds(data, acked);
+    let size = store.tree_size();
+    store.checkpoint().unwrap();
+    drop(store);
+    disk.remount();
+    let store = assert_holds(data, acked);
+    assert_eq!(
+        store.tree_size(),
+        size,
+        "the restart counted records the disk did not hold"
+    );
+}
+
 /// Appends `commits` commits of 10 small events (ids `<prefix>-<commit>-<i>`), each of which
 /// must succeed.
 fn append_commits(store: &Store, acked: &Mutex<Acked>, prefix: &str, commits: usize) {
@@ -307,19 +325,7 @@ fn a_restart_after_a_failed_fdatasync_reads_what_the_disk_holds() {
     drop(store);
     let acked = acked.into_inner().unwrap();
 
-    disk.free_backing();
-    let store = assert_holds(&data, &acked);
-    let size = store.tree_size();
-    store.checkpoint().unwrap();
-    drop(store);
-    // After a reboot the disk holds the same log, and the checkpoint signed before it.
-    disk.remount();
-    let store = assert_holds(&data, &acked);
-    assert_eq!(
-        store.tree_size(),
-        size,
-        "the restart counted events the disk did not hold"
-    );
+    assert_restart_then_reboot(&mut disk, &data, &acked);
 }
 
 /// A commit that reaches a new tree level makes the level's file and syncs the tree
@@ -384,9 +390,96 @@ fn a_restart_after_unseen_writeback_errors_opens_at_once() {
     drop(store); // its closing checkpoint fails: the writer stops
     let acked = acked.into_inner().unwrap();
 
-    disk.free_backing();
-    let store = assert_holds(&data, &acked);
+    assert_restart_then_reboot(&mut disk, &data, &acked);
+}
+
+/// The physical 4 KiB block of logical block `block` of `file` (`filefrag -v -b4096`).
+fn physical_block(file: &Path, block: u64) -> u64 {
+    let out = std::process::Command::new("filefrag")
+        .args(["-v", "-b4096"])
+        .arg(file)
+        .output()
+        .expect("this test needs e2fsprogs' filefrag");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line
+            .split(|c: char| c == ':' || c == '.' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if f.len() >= 5 && f[0].parse::<u64>().is_ok() {
+            let (first, last, at): (u64, u64, u64) = (
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+            );
+            if (first..=last).contains(&block) {
+                return at + (block - first);
+            }
+        }
+    }
+    panic!("no extent of {} holds block {block}", file.display());
+}
+
+/// The page cache holds a file in large folios (up to 1 MiB here, as the segment's zeros
+/// are written): dropping only the pages from the first record past the checkpoint on
+/// would keep the whole folio that page is in, stale records and all. Here the records
+/// past the checkpoint and one commit beyond (C1) share a page and its folio with the
+/// commit whose sync failed (C2): a restart must read C2's records from the disk (zeros),
+/// not from that folio, or it signs a checkpoint over records the disk never got.
+#[test]
+fn a_restart_reads_what_the_disk_holds_in_a_large_folio_too() {
+    let (tmp, mut disk, data) = failing_disk("48m", "40m", false);
+    let options = Options {
+        checkpoint_interval: Duration::from_secs(3600),
+        ..options()
+    };
+    let store = Store::open(&data, options.clone()).unwrap();
+    let segment = data.join("segments/00000000000000000000.seg");
+    let records_end = || {
+        let bytes = std::fs::read(&segment).unwrap();
+        bytes
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |i| i as u64 + 1)
+    };
+    let acked = Mutex::new(Acked::new());
+    let mut b = 0;
+    // Past the first 18 pages (inside the first zeroed MiB, one folio), and ending early
+    // in a page.
+    while records_end() / 4096 < 18 || records_end() % 4096 > 2500 {
+        let e = vec![event(&format!("a-{b}"), 300)];
+        keep(&acked, &e, &store.append(e.clone()).unwrap());
+        b += 1;
+    }
+    store.checkpoint().unwrap();
+    let page = records_end() / 4096;
+    // The blocks after that page become blocks the disk cannot write: punched out of the
+    // image (they hold zeros), then the tmpfs is filled.
+    let image = tmp.path().join("backing/image");
+    for block in page + 1..page + 64 {
+        let at = physical_block(&segment, block) * 4096;
+        let punched = std::process::Command::new("fallocate")
+            .args([
+                "--punch-hole",
+                "--offset",
+                &at.to_string(),
+                "--length",
+                "4096",
+            ])
+            .arg(&image)
+            .status()
+            .unwrap();
+        assert!(punched.success(), "punching block {block} out of the image");
+    }
+    disk.fill_backing();
+    // C1 fits in that page: durable. C2 runs into the punched blocks: its sync fails.
+    let c1 = vec![event("c1", 100)];
+    keep(&acked, &c1, &store.append(c1.clone()).unwrap());
+    let c2: Vec<Event> = (0..8).map(|k| event(&format!("c2-{k}"), 2000)).collect();
+    let failure = store.append(c2).unwrap_err();
+    assert!(failure.is_sync_failure(), "{failure}");
     drop(store);
-    disk.remount();
-    assert_holds(&data, &acked);
+    let acked = acked.into_inner().unwrap();
+
+    // C2's records that reached the disk, if any, are part of the log; no others.
+    assert_restart_then_reboot(&mut disk, &data, &acked);
 }
