@@ -6,7 +6,7 @@
 //! Stored events have consecutive indexes, so the window is a ring of fingerprints (the
 //! fingerprint of index `i` at `i - start`) and a hash table of indexes found through
 //! their fingerprint's first 8 bytes. Each fingerprint is kept once: 16 bytes in the ring
-//! and an 8-byte index (and a control byte) in the table: about 34 MB for 1,000,000 ids,
+//! and an 8-byte index (and a control byte) in the table: about 36 MB for 1,000,000 ids,
 //! less than half of a map from fingerprint to index beside a queue of both. Its pages are
 //! touched by every bulk load, so its size shows in `vellum append`.
 //!
@@ -182,15 +182,17 @@ impl IdWindow {
         while self.ring.len() > self.capacity {
             self.evict_oldest();
         }
-        // Only past twice the room, and the table with the ring: it is sized for as many
-        // ids as the ring holds (its slots a power of two, 7/8 of them usable), and shrunk
-        // on its own it would be grown again by the next such commit.
+        // Only past twice the room, so that commits larger than the slack, one after
+        // another, find the room there.
         if self.ring.capacity() > 2 * self.room {
             self.ring.shrink_to(self.room);
-            let (ring, start) = (&self.ring, self.start);
-            self.table
-                .shrink_to(self.room, |&i| slot(ring, start, i).map_or(0, hash));
         }
+        // The table to what the ring's ids need (a no-op unless it has more slots): it
+        // doubles when the slots evictions leave marked run out (every ten-odd times the
+        // window's size in appends), and would otherwise keep that for good.
+        let (ring, start) = (&self.ring, self.start);
+        self.table
+            .shrink_to(ring.capacity(), |&i| slot(ring, start, i).map_or(0, hash));
     }
 
     /// Drops index `i`'s table entry (if it still points at `i`).
@@ -260,9 +262,16 @@ mod tests {
         assert_eq!(w.get(&fp(8)), Some(8));
     }
 
+    /// Fingerprints as random as truncated SHA-256 (SplitMix64's finalizer): evenly spaced
+    /// ones would leave no marked slots behind evictions.
     fn fp_of(i: u64) -> Fingerprint {
+        let mut z = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
         let mut f = [0u8; 16];
-        f[..8].copy_from_slice(&(i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+        f[..8].copy_from_slice(&z.to_le_bytes());
+        f[8..].copy_from_slice(&i.to_le_bytes());
         f
     }
 
@@ -345,15 +354,16 @@ mod tests {
         };
         commit(&mut w, capacity as u64);
         // 1,500: past the room; 2,700: the table then needs more than twice the room's
-        // slots, the ring not.
+        // slots, the ring not. Fifty commits each: the slots evictions leave marked run
+        // out several times (the table doubles in the commit, and is given back).
         for size in [1_500, 2_700] {
             commit(&mut w, size);
-            let (ring, table) = (w.ring.capacity(), w.table.capacity());
-            assert!(ring <= 2 * w.room && table <= 4 * w.room);
-            for _ in 0..5 {
+            let (ring, table) = (w.ring.capacity(), w.table.allocation_size());
+            assert!(ring <= 2 * w.room);
+            for _ in 0..50 {
                 commit(&mut w, size);
                 assert_eq!(
-                    (w.ring.capacity(), w.table.capacity()),
+                    (w.ring.capacity(), w.table.allocation_size()),
                     (ring, table),
                     "commits of {size}"
                 );
@@ -361,6 +371,30 @@ mod tests {
         }
         assert_eq!(w.ring.len(), capacity);
         assert_eq!(w.get(&fp_of(next - 1)), Some(next - 1));
+    }
+
+    /// A full window taking small commits for fifty times its size: the slots evictions
+    /// leave marked run out again and again, and the table, doubled each time, is given
+    /// back (it used to keep the doubled size for good).
+    #[test]
+    fn a_full_window_keeps_its_size_through_many_evictions() {
+        let capacity = 1_000;
+        let mut w = IdWindow::new(capacity);
+        let mut next = 0u64;
+        let mut sizes = Vec::new();
+        for _ in 0..5_000 {
+            w.reserve(10);
+            for i in next..next + 10 {
+                w.insert(fp_of(i), i);
+            }
+            next += 10;
+            w.trim();
+            if next > 2 * capacity as u64 {
+                sizes.push((w.ring.capacity(), w.table.allocation_size()));
+            }
+        }
+        sizes.dedup();
+        assert_eq!(sizes.len(), 1, "the window's memory changed: {sizes:?}");
     }
 
     /// Reading back a small log sizes the window for it, not for a bulk load.

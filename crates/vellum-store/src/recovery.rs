@@ -336,7 +336,7 @@ fn reopen_active(
     // page cache may still hold records the disk never got: pages whose writeback failed
     // stay cached, marked clean. Dropping the segment's clean pages makes what is read
     // below what the disk holds; dirty ones stay and are written back. All of them: a
-    // range starting later would keep the large folio (up to 1 MiB here) it starts in,
+    // range starting later would keep the large folio (up to 2 MiB) it starts in,
     // stale pages and all. Best effort: a file system that ignores the advice reads as
     // before.
     let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
