@@ -110,7 +110,13 @@ impl StoreError {
             StoreError::Poisoned(why) => StoreError::Poisoned(why.clone()),
             StoreError::Busy => StoreError::Busy,
             StoreError::Closed => StoreError::Closed,
-            other => StoreError::Poisoned(other.to_string()),
+            StoreError::Corrupt { path, reason } => StoreError::Corrupt {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            StoreError::Internal(why) => StoreError::Internal(why.clone()),
+            // Not "poisoned": the writer may well go on.
+            other => StoreError::Internal(other.to_string()),
         }
     }
 
@@ -159,5 +165,44 @@ impl<T> SyncContext<T> for std::io::Result<T> {
             context: context(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_caller_of_a_failed_commit_is_told_the_same_failure() {
+        let cases = [
+            StoreError::Io {
+                context: "writing".into(),
+                source: std::io::Error::from_raw_os_error(28),
+            },
+            StoreError::SyncFailed {
+                context: "syncing".into(),
+                source: std::io::Error::from_raw_os_error(5),
+            },
+            StoreError::Poisoned("an fsync failed".into()),
+            StoreError::Busy,
+            StoreError::Closed,
+            StoreError::corrupt("segments/0.seg", "bad record"),
+            StoreError::Internal("the sync thread stopped".into()),
+        ];
+        for e in &cases {
+            let other = e.for_another_caller();
+            assert_eq!(other.to_string(), e.to_string());
+            assert_eq!(
+                std::mem::discriminant(&other),
+                std::mem::discriminant(e),
+                "{e}"
+            );
+            assert_eq!(other.is_disk_full(), e.is_disk_full());
+            assert_eq!(other.is_sync_failure(), e.is_sync_failure());
+        }
+        // Anything else is an internal error for the others, never "stopped": the writer
+        // may go on.
+        let other = StoreError::ChainBroken.for_another_caller();
+        assert!(matches!(other, StoreError::Internal(_)), "{other}");
     }
 }
