@@ -305,13 +305,33 @@ pub(crate) fn idx_len(layout: &Layout, first: u64) -> Result<u64> {
 /// A segment whose header never made it to disk: shorter than a header, or a header of
 /// zeros (space allocated, bytes never written). It cannot hold a record.
 pub(crate) fn segment_never_started(layout: &Layout, first: u64) -> Result<bool> {
+    use std::io::Read;
     let path = layout.segment(first);
-    let bytes = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
-    let header = bytes.get(..segment::HEADER_LEN as usize);
-    Ok(match header {
-        None => true,
-        Some(h) => h.iter().all(|&b| b == 0) && bytes.iter().all(|&b| b == 0),
-    })
+    let reading = || format!("reading {}", path.display());
+    let mut file = File::open(&path).ctx(reading)?;
+    // The header first: a written one (every segment but this rare case) answers at once,
+    // without reading the segment (up to 64 MiB) on every open.
+    let mut header = Vec::with_capacity(segment::HEADER_LEN as usize);
+    (&mut file)
+        .take(segment::HEADER_LEN)
+        .read_to_end(&mut header)
+        .ctx(reading)?;
+    if header.len() < segment::HEADER_LEN as usize {
+        return Ok(true);
+    }
+    if header.iter().any(|&b| b != 0) {
+        return Ok(false);
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).ctx(reading)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+    }
 }
 
 fn reopen_active(
