@@ -106,7 +106,13 @@ impl IdWindow {
             };
             doubled.max(bulk).min(self.room)
         };
-        self.ring.reserve_exact(target - len);
+        self.grow_to(target);
+    }
+
+    /// Room for `target` ids in the ring and the table; `target` is at least what the ring
+    /// holds.
+    fn grow_to(&mut self, target: usize) {
+        self.ring.reserve_exact(target - self.ring.len());
         let (ring, start) = (&self.ring, self.start);
         self.table
             .reserve(target.saturating_sub(self.table.len()), |&i| {
@@ -118,15 +124,9 @@ impl IdWindow {
     /// load's first step: a small log keeps a small window.
     pub(crate) fn reserve_exact(&mut self, n: usize) {
         let n = n.min(self.room);
-        if self.capacity == 0 || n <= self.ring.capacity() {
-            return;
+        if self.capacity != 0 && n > self.ring.capacity() {
+            self.grow_to(n);
         }
-        self.ring.reserve_exact(n - self.ring.len());
-        let (ring, start) = (&self.ring, self.start);
-        self.table
-            .reserve(n.saturating_sub(self.table.len()), |&i| {
-                slot(ring, start, i).map_or(0, hash)
-            });
     }
 
     /// One past the newest index remembered.
@@ -158,7 +158,11 @@ impl IdWindow {
             self.ring.clear();
             self.start = index;
         }
-        self.reserve(1);
+        // Callers reserve for a whole commit (`reserve`) or read-back (`reserve_exact`):
+        // this grows the window only for one that did not, and costs one comparison else.
+        if self.ring.len() == self.ring.capacity() {
+            self.reserve(1);
+        }
         let (ring, start) = (&self.ring, self.start);
         let at = |i: u64| slot(ring, start, i);
         match self.table.entry(

@@ -167,17 +167,22 @@ fn append_until_failure(
     panic!("no append failed on a full disk");
 }
 
-#[test]
-fn a_failed_fdatasync_stops_the_writer_and_loses_no_acknowledged_event() {
-    let (_tmp, mut disk, data) = failing_disk("48m", "40m", false);
-    let store = Store::open(&data, options()).unwrap();
+/// A store on `disk` with 50 acknowledged events, then the disk filled.
+fn store_then_fill(disk: &FailingDisk, data: &Path) -> (Store, Mutex<Acked>) {
+    let store = Store::open(data, options()).unwrap();
     let acked = Mutex::new(Acked::new());
     for i in 0..50 {
         let e = vec![event(&format!("before-{i}"), 200)];
         keep(&acked, &e, &store.append(e.clone()).unwrap());
     }
-
     disk.fill_backing();
+    (store, acked)
+}
+
+#[test]
+fn a_failed_fdatasync_stops_the_writer_and_loses_no_acknowledged_event() {
+    let (_tmp, mut disk, data) = failing_disk("48m", "40m", false);
+    let (store, acked) = store_then_fill(&disk, &data);
     // Single events of about 8 KB, each synced alone: the zeroed space ahead of the records
     // (blocks written before the disk filled) runs out within a few MiB, and the next sync
     // writes blocks the disk has no room for.
@@ -307,13 +312,7 @@ fn a_checkpoint_is_never_signed_over_tree_nodes_whose_sync_failed() {
 #[test]
 fn a_restart_after_a_failed_fdatasync_reads_what_the_disk_holds() {
     let (_tmp, mut disk, data) = failing_disk("48m", "40m", false);
-    let store = Store::open(&data, options()).unwrap();
-    let acked = Mutex::new(Acked::new());
-    for i in 0..50 {
-        let e = vec![event(&format!("before-{i}"), 200)];
-        keep(&acked, &e, &store.append(e.clone()).unwrap());
-    }
-    disk.fill_backing();
+    let (store, acked) = store_then_fill(&disk, &data);
     // Appends of 25 events of about 8 KB: the failed one leaves whole pages of records in
     // the cache past what the disk holds.
     let failure = append_until_failure(&store, &acked, 400, |i| {
